@@ -1,0 +1,75 @@
+"""Command line: parse arguments, hand them to a command module, map errors to exit codes.
+
+Each command lives in emitter/commands/<name>.py and exposes `register(subparsers)`, which
+adds its parser and sets `run=<callable(args) -> int>` as a default. The core never prints
+or exits; commands turn results into output; this module is the one place that turns
+exceptions into exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from emitter import __version__
+from emitter.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EmitterError
+
+# Order is the order `emitter --help` lists them in.
+COMMANDS = (
+    "validate",
+    "render",
+    "fire",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="emitter",
+        description="Configuration-driven Datadog events: YAML rules, sandboxed templates, "
+        "events checked against the API's argument spec before they are sent.",
+    )
+    parser.add_argument("--version", action="version", version=f"emitter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        module = importlib.import_module(f"emitter.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except EmitterError as exc:
+        print(f"emitter: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("emitter: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `emitter render ... | head`: the reader went away; not an error worth a trace.
+        return 0
+    except Exception:  # noqa: BLE001 - the one catch-all, so no user sees a bare traceback
+        if os.environ.get("EMITTER_DEBUG"):
+            traceback.print_exc()
+        else:
+            exc_type, exc, _ = sys.exc_info()
+            print(
+                f"emitter: internal error: {exc_type.__name__ if exc_type else '?'}: {exc}\n"
+                "This is a bug in emitter; run again with EMITTER_DEBUG=1 for the traceback.",
+                file=sys.stderr,
+            )
+        return EXIT_INTERNAL

@@ -1,0 +1,2 @@
+"""Where rendered, validated events go. Every sink makes one attempt per `send`; retries are
+decided in one place (emitter.retry), never inside a sink."""

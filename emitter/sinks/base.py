@@ -1,0 +1,35 @@
+"""The sink interface and the result of one delivery attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+
+class Outcome(str, Enum):
+    DELIVERED = "delivered"  # 202 (or the sink's equivalent)
+    RETRY = "retry"  # transient: connection error, timeout, 408, 429, 5xx
+    REJECTED = "rejected"  # permanent: any other 4xx; never retried, goes to dead letters
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    outcome: Outcome
+    status: int | None = None  # HTTP status, None when no answer came back
+    event_id: str | None = None  # Datadog's id_str (ids exceed 2**53: never a float)
+    url: str | None = None
+    errors: tuple[str, ...] = ()  # the API's `errors` list, or our own description
+    retry_after: float | None = None  # seconds the server asked us to wait (429)
+    detail: str = ""  # one line for logs; never contains the API key
+
+
+class Sink(Protocol):
+    name: str
+
+    def send(self, event: Mapping[str, Any]) -> DeliveryResult:
+        """Make exactly one attempt to deliver `event` (a schema-valid dict)."""
+        ...
+
+    def close(self) -> None: ...
