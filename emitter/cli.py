@@ -19,10 +19,8 @@ from emitter import __version__
 from emitter.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EmitterError
 
 # Order is the order `emitter --help` lists them in.
-COMMANDS = (
-    "validate",
-    "render",
-    "fire",
+COMMANDS: tuple[str, ...] = (
+    # each helper adds its command here once emitter/commands/<name>.py exists
 )
 
 
