@@ -1,0 +1,150 @@
+"""Structured logging for the daemon: one line per event, text or JSON, secrets redacted.
+
+`configure(level, fmt, secrets=...)` installs one stderr handler on the `emitter` logger.
+`log_event(...)` writes the per-event line (rule id, trigger, outcome, extra fields). A
+`RedactingFilter` on the handler masks every secret it was given wherever it appears: the
+message, its arguments, extra fields and formatted tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TextIO
+
+LogFormat = Literal["text", "json"]
+LEVELS = ("debug", "info", "warning", "error")
+MASK = "***"
+ROOT = "emitter"
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
+_STANDARD = frozenset(
+    logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None).__dict__
+) | {"message", "asctime", "taskName"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces each secret (API keys, HMAC secrets) by `***` in everything a record carries.
+
+    Attached to the handler, not the logger, so records from child loggers pass through it.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Very short "secrets" would mask ordinary words; real keys are long.
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        for key, value in _fields(record).items():
+            if isinstance(value, str):
+                setattr(record, key, self.redact(value))
+            elif not isinstance(value, (int, float, bool, type(None))):
+                setattr(record, key, self.redact(str(value)))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+def _timestamp(created: float) -> str:
+    frac = int((created % 1) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{frac:03d}Z"
+
+
+def _text_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if not text or any(c in text for c in ' "=\n\t'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+class TextFormatter(logging.Formatter):
+    """`2024-05-01T12:00:00.123Z INFO event rule=x trigger=file outcome=queued`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [_timestamp(record.created), record.levelname, record.getMessage()]
+        parts += [f"{k}={_text_value(v)}" for k, v in _fields(record).items()]
+        line = " ".join(parts)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, the extra fields, and `exc`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        obj: dict[str, Any] = {
+            "ts": _timestamp(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        obj.update(_fields(record))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            obj["exc"] = record.exc_text
+        return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def configure(
+    level: str = "info",
+    fmt: LogFormat = "text",
+    *,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Send the `emitter` loggers to `stream` (stderr by default); returns the handler."""
+    logger = logging.getLogger(ROOT)
+    for old in list(logger.handlers):
+        if getattr(old, "_emitter_owned", False):
+            logger.removeHandler(old)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactingFilter(secrets))
+    handler._emitter_owned = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    return handler
+
+
+_event_logger = logging.getLogger(f"{ROOT}.event")
+
+
+def log_event(
+    rule_id: str,
+    trigger: str,
+    outcome: str,
+    *,
+    level: int = logging.INFO,
+    fields: Mapping[str, Any] | None = None,
+) -> None:
+    """The one line per event: `event rule=<id> trigger=<type> outcome=<outcome> ...`."""
+    extra: dict[str, Any] = {"rule": rule_id, "trigger": trigger, "outcome": outcome}
+    if fields:
+        extra.update({k: v for k, v in fields.items() if k not in _STANDARD})
+    _event_logger.log(level, "event", extra=extra)
