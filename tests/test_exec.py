@@ -1,0 +1,112 @@
+"""`emitter exec`: the wrapped command's output, exit code and signals (wrap.py), and the
+command end to end against the loopback intake."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emitter.wrap import _Tail, run_wrapped
+
+PY = sys.executable
+
+
+def _run(code: str, **kwargs: object) -> tuple[object, bytes, bytes]:
+    out, err = io.BytesIO(), io.BytesIO()
+    result = run_wrapped([PY, "-c", code], stdout=out, stderr=err, **kwargs)  # type: ignore[arg-type]
+    return result, out.getvalue(), err.getvalue()
+
+
+def test_exit_code_and_output_pass_through_unchanged() -> None:
+    code = (
+        "import sys\n"
+        "sys.stdout.write('a' * 100000 + '\\n'); sys.stdout.flush()\n"
+        "sys.stderr.write('oops \\u00e9\\n')\n"
+        "sys.exit(3)"
+    )
+    result, out, err = _run(code, tail_bytes=50)
+    assert result.exit_code == 3  # type: ignore[attr-defined]
+    # every byte reaches the terminal even though the kept tail is bounded
+    assert out == b"a" * 100000 + b"\n"
+    assert err == "oops \u00e9\n".encode()
+    assert result.stdout == "a" * 49 + "\n"  # type: ignore[attr-defined]
+    assert result.stderr == "oops \u00e9\n"  # type: ignore[attr-defined]
+    assert "oops" in result.output  # type: ignore[attr-defined]
+    assert result.duration > 0  # type: ignore[attr-defined]
+
+
+def test_killed_by_signal_gives_128_plus_n() -> None:
+    result, _, _ = _run("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    assert result.exit_code == 128 + signal.SIGKILL  # type: ignore[attr-defined]
+    assert result.signal == signal.SIGKILL  # type: ignore[attr-defined]
+
+
+def test_missing_command_is_127_with_a_reason() -> None:
+    result = run_wrapped(["/nonexistent/tool", "x"], stdout=io.BytesIO(), stderr=io.BytesIO())
+    assert result.exit_code == 127
+    assert "/nonexistent/tool" in result.error and result.stderr == result.error
+
+
+def test_command_string_is_shell_quoted() -> None:
+    result, _, _ = _run("pass")
+    assert result.command.startswith(PY)  # type: ignore[attr-defined]
+    assert "'pass'" not in result.command  # type: ignore[attr-defined]
+    r2 = run_wrapped(["echo", "a b", "c'd"], stdout=io.BytesIO(), stderr=io.BytesIO())
+    assert r2.command == "echo 'a b' 'c'\"'\"'d'"
+
+
+def test_tail_keeps_last_bytes_and_drops_cut_utf8() -> None:
+    tail = _Tail(5)
+    for chunk in (b"hello ", "w\u00e9rld".encode()):
+        tail.add(chunk)
+    # last 5 bytes of "hello wérld" are "\xa9rld"? no: b"\xc3\xa9rld" is 5 bytes
+    assert tail.text() == "\u00e9rld"
+    tail = _Tail(4)
+    tail.add("w\u00e9rld".encode())  # last 4 bytes start inside the é
+    assert tail.text() == "rld"
+
+
+def test_sigterm_is_forwarded_to_the_child(tmp_path: Path) -> None:
+    """The wrapper (a real `python -c run_wrapped(...)` process) gets SIGTERM; the child traps
+    it, writes a marker and exits 7; the wrapper exits with the child's code."""
+    marker = tmp_path / "got-term"
+    child = (
+        "import signal, sys, time\n"
+        f"def h(*a): open({str(marker)!r}, 'w').write('x'); sys.exit(7)\n"
+        "signal.signal(signal.SIGTERM, h)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    wrapper = (
+        "import sys\n"
+        "from emitter.wrap import run_wrapped\n"
+        f"r = run_wrapped([sys.executable, '-c', {child!r}])\n"
+        "sys.exit(r.exit_code)\n"
+    )
+    proc = subprocess.Popen([PY, "-c", wrapper], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 7
+    proc.stdout.close()
+    assert marker.read_text() == "x"
+
+
+@pytest.mark.skipif(not hasattr(os, "getpgid"), reason="POSIX only")
+def test_child_gets_its_own_group_when_not_on_a_terminal() -> None:
+    code = "import os; print(os.getpgid(0))"
+    out = io.BytesIO()
+    run_wrapped([PY, "-c", code], stdout=out, stderr=io.BytesIO(), own_process_group=True)
+    assert int(out.getvalue()) != os.getpgid(0)
+    out = io.BytesIO()
+    start = time.monotonic()
+    run_wrapped([PY, "-c", code], stdout=out, stderr=io.BytesIO(), own_process_group=False)
+    assert int(out.getvalue()) == os.getpgid(0)
+    assert time.monotonic() - start < 30
