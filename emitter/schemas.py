@@ -1,0 +1,47 @@
+"""Finds and loads the JSON Schemas: package data in a wheel, `schemas/` in a checkout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from emitter.errors import EmitterError
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # pragma: no cover - Python 3.10
+    from importlib.abc import Traversable
+
+SchemaName = Literal["rules", "event"]
+_NAMES = ("rules", "event")
+# A checkout keeps the schemas at the top of the repository, where editors point at them.
+_CHECKOUT_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def schema_path(name: SchemaName) -> Path | Traversable:
+    """Where `<name>.schema.json` lives: the wheel's `emitter/_schemas` first, then the checkout."""
+    if name not in _NAMES:
+        raise ValueError(f"unknown schema {name!r}; known: {', '.join(_NAMES)}")
+    filename = f"{name}.schema.json"
+    packaged = resources.files("emitter") / "_schemas" / filename
+    if packaged.is_file():
+        return packaged
+    local = _CHECKOUT_DIR / filename
+    if local.is_file():
+        return local
+    raise EmitterError(
+        f"schema {filename} not found in the package or in {_CHECKOUT_DIR}: "
+        "the installation is incomplete"
+    )
+
+
+@cache
+def load_schema(name: SchemaName) -> dict[str, Any]:
+    """The parsed schema, read once per process. Callers must not mutate it."""
+    text = schema_path(name).read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
