@@ -133,6 +133,7 @@ class Received:
     body: bytes
     json: Any  # the parsed body, or None when it was not JSON
     status: int | None
+    client_port: int = 0  # the client's source port: same port, same kept-alive connection
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -395,7 +396,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             answer = intake._answer(self.command, self.path, headers, parsed)
         status = None if answer is None else answer.status
-        received = Received(arrived, wall, self.command, self.path, headers, raw, parsed, status)
+        received = Received(arrived, wall, self.command, self.path, headers, raw, parsed, status,
+                            self.client_address[1])
         intake._record(received)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)

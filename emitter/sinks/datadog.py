@@ -1,0 +1,205 @@
+"""The Datadog HTTP sink: one keep-alive session, one attempt per `send`, answers classified
+into DELIVERED / RETRY / REJECTED. Retrying is `emitter.retry`'s job, not this module's."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from emitter import __version__
+from emitter.settings import Settings
+from emitter.sinks.base import DeliveryResult, Outcome
+
+if TYPE_CHECKING:  # requests is imported when a sink is built: `--dry-run` never pays for it
+    import requests
+
+MAX_ANSWER = 64 * 1024  # bytes of an answer we read; Datadog's are a few hundred
+_EXCERPT = 200
+USER_AGENT = f"emitter/{__version__}"
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """The exact body posted: compact JSON, UTF-8, non-ASCII kept as is."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class DatadogSink:
+    """POST events to `<base_url>/api/v1/events` with the `DD-API-KEY` header."""
+
+    name = "datadog"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        timeout: float | tuple[float, float] = (3.05, 10),
+        session: requests.Session | None = None,
+    ) -> None:
+        import requests  # noqa: PLC0415 - see the TYPE_CHECKING note above
+
+        key = settings.require_api_key()
+        self._secret = key.reveal()
+        self._url = settings.events_url
+        self._timeout = timeout
+        self._timeouts = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        self._session = session or requests.Session()
+        self._headers = {
+            "DD-API-KEY": self._secret,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+
+    def __repr__(self) -> str:
+        return f"DatadogSink(url={self._url!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def send(self, event: Mapping[str, Any]) -> DeliveryResult:
+        """Exactly one attempt; never raises for network trouble (that is a RETRY result)."""
+        import requests  # noqa: PLC0415 - already loaded by __init__; a dict lookup
+
+        try:
+            response = self._session.post(
+                self._url,
+                data=encode_event(event),
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,  # a redirect would carry the key to another host
+                stream=True,  # read a bounded amount of the answer ourselves
+            )
+            try:
+                body = _read_bounded(response)
+            finally:
+                response.close()
+        except requests.ConnectTimeout:
+            return self._transient(f"could not connect within {self._timeouts[0]:g}s")
+        except requests.Timeout:
+            return self._transient(f"no answer within {self._timeouts[1]:g}s")
+        except requests.RequestException as exc:
+            return self._transient(f"connection failed: {self._reason(exc)}")
+        return self._classify(response.status_code, response.headers, body)
+
+    # ---- classification -----------------------------------------------------------------
+
+    def _classify(self, status: int, headers: Mapping[str, str], body: bytes) -> DeliveryResult:
+        parsed = _parse_json(body)
+        if status == 202:
+            return _accepted(parsed, self._url)
+        errors = self._errors(parsed, body, status)
+        detail = f"HTTP {status} from {self._url}: {'; '.join(errors)}"
+        if status in (408, 429) or 500 <= status <= 599:
+            wait = _retry_after(headers) if status in (429, 503) else None
+            return DeliveryResult(Outcome.RETRY, status, errors=errors, retry_after=wait,
+                                  detail=detail)
+        return DeliveryResult(Outcome.REJECTED, status, errors=errors, detail=detail)
+
+    def _errors(self, parsed: Any, body: bytes, status: int) -> tuple[str, ...]:
+        """The API's `errors` list (whatever the content type), else a short body excerpt."""
+        found = parsed.get("errors") if isinstance(parsed, dict) else None
+        if isinstance(found, str):
+            found = [found]
+        if isinstance(found, list) and found:
+            return tuple(self._redact(str(e))[:_EXCERPT * 2] for e in found[:20])
+        text = " ".join(body.decode("utf-8", "replace").split())
+        if not text:
+            return (f"HTTP {status} with an empty body",)
+        cut = "..." if len(text) > _EXCERPT else ""
+        return (self._redact(text[:_EXCERPT]) + cut,)
+
+    def _transient(self, why: str) -> DeliveryResult:
+        return DeliveryResult(Outcome.RETRY, None, errors=(why,), detail=f"{self._url}: {why}")
+
+    def _reason(self, exc: BaseException) -> str:
+        return self._redact(_innermost_reason(exc))
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, "****") if self._secret else text
+
+
+def _read_bounded(response: requests.Response) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(8192):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            break
+    return b"".join(chunks)[:MAX_ANSWER]
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+
+
+def _accepted(parsed: Any, url: str) -> DeliveryResult:
+    event = parsed.get("event") if isinstance(parsed, dict) else None
+    if not isinstance(event, dict):
+        return DeliveryResult(Outcome.DELIVERED, 202, detail=f"202 from {url} without an event")
+    event_id = event.get("id_str")
+    if not isinstance(event_id, str):  # json.loads keeps integers exact: never via float
+        raw = event.get("id")
+        event_id = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else None
+    link = event.get("url") if isinstance(event.get("url"), str) else None
+    return DeliveryResult(Outcome.DELIVERED, 202, event_id=event_id, url=link,
+                          detail=f"202 from {url}: event {event_id}")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait: X-RateLimit-Reset (seconds until the window resets), else
+    Retry-After (seconds or an HTTP date). None when neither is usable."""
+    for name in ("X-RateLimit-Reset", "Retry-After"):
+        value = (headers.get(name) or "").strip()
+        if not value:
+            continue
+        seconds: float | None
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = _seconds_until(value)
+        if seconds is not None and seconds == seconds and seconds != float("inf"):
+            return max(seconds, 0.0)
+    return None
+
+
+def _seconds_until(http_date: str) -> float | None:
+    import time  # noqa: PLC0415
+
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.timestamp() - time.time()
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+
+
+def _innermost_reason(exc: BaseException) -> str:
+    """A short reason from requests' nested exceptions (they embed whole URLs and reprs)."""
+    seen: set[int] = set()
+    current: BaseException = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        if not isinstance(inner, BaseException):
+            inner = current.__cause__ or current.__context__
+        if not isinstance(inner, BaseException):
+            break
+        current = inner
+    if isinstance(current, OSError) and current.strerror:
+        text = current.strerror
+    else:
+        text = str(current) or type(current).__name__
+        text = text.split(": ", 1)[1] if text.startswith("<") and ": " in text else text
+    text = _ERRNO.sub("", text).strip().rstrip(")'\"")
+    return text[:_EXCERPT] or type(current).__name__

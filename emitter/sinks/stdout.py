@@ -1,0 +1,28 @@
+"""The stdout sink: prints the exact JSON body that would be posted, one event per line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from emitter.sinks.base import DeliveryResult, Outcome
+from emitter.sinks.datadog import encode_event
+
+
+class StdoutSink:
+    """For dry runs and pipes: `send` writes the body and reports DELIVERED (no event id)."""
+
+    name = "stdout"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def send(self, event: Mapping[str, Any]) -> DeliveryResult:
+        stream = self._stream or sys.stdout  # looked up late so pytest's capture sees it
+        stream.write(encode_event(event).decode() + "\n")
+        stream.flush()
+        return DeliveryResult(Outcome.DELIVERED, detail="printed to stdout")
+
+    def close(self) -> None:
+        pass  # the stream belongs to the caller
