@@ -1,0 +1,226 @@
+"""`emitter fire PATH --rule ID`: render one rule now, check the event, post it (with retries).
+
+Exit codes: 0 delivered (202) or `when` false, 1 invalid rule/event, 2 usage, 4 refused by the
+API, 5 retries exhausted or unreachable, 6 no API key (see emitter.errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from emitter.errors import EXIT_INVALID, EXIT_OK, DeliveryError, UsageError
+from emitter.settings import Settings
+
+if TYPE_CHECKING:
+    from emitter.problems import Problem
+    from emitter.retry import RetryPolicy
+    from emitter.sinks.base import DeliveryResult, Sink
+
+MAX_VARS_FILE = 1024 * 1024
+NO_KEY_HINT = "use --dry-run (or --sink stdout) to print the event instead of posting it"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "fire",
+        help="render one rule now and post the event to Datadog",
+        description="Render rule ID from PATH with the given variables, check the event "
+        "against the argument spec, and post it to Datadog's Events API (retrying "
+        "transient failures). Prints the event's id and URL.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="rule file or directory")
+    parser.add_argument("--rule", required=True, metavar="ID", help="the rule to fire")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a param value, converted by the param's type (repeatable)")
+    parser.add_argument("--vars-file", metavar="FILE.json",
+                        help="a JSON object of param values (--var wins over it)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the JSON body instead of posting (same as --sink stdout)")
+    parser.add_argument("--sink", choices=("datadog", "stdout"), default="datadog")
+    parser.add_argument("--timeout", type=_positive(float), default=10.0, metavar="S",
+                        help="seconds to wait for each answer (default 10)")
+    parser.add_argument("--max-attempts", type=_positive(int), default=6, metavar="N",
+                        help="attempts before giving up (default 6)")
+    parser.add_argument("--deadline", type=_positive(float), default=120.0, metavar="S",
+                        help="seconds before giving up, all attempts together (default 120)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no retry progress or warnings on stderr")
+    parser.set_defaults(run=run)
+
+
+def _positive(kind: type[float] | type[int]) -> Any:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+        return value
+
+    return parse
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_environ(os.environ)
+    printing = args.dry_run or args.sink == "stdout"
+    if not printing:
+        settings.require_api_key(hint=NO_KEY_HINT)
+    events = _render(args, settings)
+    if events is None:
+        return EXIT_INVALID
+    if not events:
+        return EXIT_OK
+    sink = _make_sink(args, settings, printing)
+    try:
+        results = [_deliver(sink, event, args) for event in events]
+    finally:
+        sink.close()
+    return _report(results, printing)
+
+
+# ---- rule -> checked events ---------------------------------------------------------------
+
+
+def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]] | None:
+    """The checked events to send ([] when `when` is false); None after printing problems."""
+    from emitter.eventcheck import check_event
+    from emitter.loader import load_rules
+    from emitter.params import coerce_vars
+    from emitter.render import RenderContext, render
+    from emitter.templates import compile_rule
+
+    loaded = load_rules(args.paths)
+    rule = loaded.rule(args.rule)
+    if not loaded.ok:
+        _invalid(loaded.problems)
+        return None
+    if rule is None:
+        raise UsageError(_unknown_rule(args.rule, [r.id for r in loaded.rules]))
+    compiled, problems = compile_rule(rule)
+    if compiled is None:
+        _invalid(problems)
+        return None
+    _show(loaded.problems, args.quiet)  # warnings only, by now
+    variables = coerce_vars(rule, _parse_vars(args.var), _read_vars_file(args.vars_file))
+    now = datetime.now(timezone.utc)
+    context = RenderContext(now=now, hostname=settings.hostname,
+                            unified_tags=settings.unified_tags, environ=os.environ)
+    outcome = render(compiled, variables, context)
+    if not outcome.ok:
+        _invalid(outcome.problems)
+        return None
+    if outcome.skipped is not None:
+        print(f"rule {rule.id}: {outcome.skipped}, no event", file=sys.stderr)
+        return []
+    found = [p for event in outcome.events for p in check_event(event, now=now, rule=rule)]
+    if any(p.is_error for p in found):
+        _invalid(found)
+        return None
+    _show([*outcome.problems, *found], args.quiet)
+    return list(outcome.events)
+
+
+def _invalid(problems: Sequence[Problem]) -> None:
+    """Print every problem (warnings too: they may explain the errors) and a summary."""
+    _show(problems, quiet=False)
+    errors = sum(p.is_error for p in problems)
+    print(f"emitter: {errors} error{'s' if errors != 1 else ''}; nothing was sent",
+          file=sys.stderr)
+
+
+def _show(problems: Sequence[Problem], quiet: bool) -> None:
+    if not quiet:
+        for problem in problems:
+            print(problem.format_text(), file=sys.stderr)
+
+
+def _unknown_rule(wanted: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(wanted, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(sorted(known)[:20]) or "none"
+    return f"unknown rule {wanted!r}{hint} (rules: {listed})"
+
+
+def _parse_vars(items: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var {item!r}: expected NAME=VALUE")
+        values[name.strip()] = value
+    return values
+
+
+def _read_vars_file(path: str | None) -> Mapping[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_VARS_FILE + 1)
+    except OSError as exc:
+        raise UsageError(f"--vars-file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_VARS_FILE:
+        raise UsageError(f"--vars-file {path}: larger than {MAX_VARS_FILE} bytes")
+    try:
+        parsed = json.loads(data)
+    except ValueError as exc:
+        raise UsageError(f"--vars-file {path}: not JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise UsageError(f"--vars-file {path}: expected a JSON object of NAME: value")
+    return parsed
+
+
+# ---- delivery -----------------------------------------------------------------------------
+
+
+def _make_sink(args: argparse.Namespace, settings: Settings, printing: bool) -> Sink:
+    if printing:
+        from emitter.sinks.stdout import StdoutSink
+
+        return StdoutSink(sys.stdout)
+    from emitter.sinks.datadog import DatadogSink
+
+    return DatadogSink(settings, timeout=(min(3.05, args.timeout), args.timeout))
+
+
+def _deliver(sink: Sink, event: Mapping[str, Any], args: argparse.Namespace) -> DeliveryResult:
+    from emitter.retry import RetryPolicy, deliver
+
+    policy: RetryPolicy = RetryPolicy(max_attempts=args.max_attempts, deadline=args.deadline)
+
+    def progress(attempt: int, result: DeliveryResult, delay: float) -> None:
+        if not args.quiet:
+            why = "; ".join(result.errors) or result.detail
+            status = f"HTTP {result.status}: " if result.status else ""
+            print(f"emitter: attempt {attempt} failed ({status}{why}); retrying in "
+                  f"{delay:.1f}s", file=sys.stderr)
+
+    return deliver(sink, event, policy, on_retry=progress)
+
+
+def _report(results: Sequence[DeliveryResult], printing: bool) -> int:
+    from emitter.sinks.base import Outcome
+
+    for result in results:
+        if result.outcome is Outcome.DELIVERED and not printing:
+            print(f"{result.event_id or '-'} {result.url or ''}".rstrip())
+    failed = [r for r in results if r.outcome is not Outcome.DELIVERED]
+    if not failed:
+        return EXIT_OK
+    exhausted = [r for r in failed if r.outcome is Outcome.RETRY]
+    worst = exhausted[0] if exhausted else failed[0]
+    errors = "; ".join(worst.errors) or "no details"
+    if worst.outcome is Outcome.RETRY:
+        raise DeliveryError(f"could not deliver the event: {worst.detail}", status=worst.status,
+                            errors=worst.errors)
+    raise DeliveryError(f"Datadog refused the event (HTTP {worst.status}): {errors}",
+                        status=worst.status, errors=worst.errors, permanent=True)
