@@ -21,7 +21,6 @@ from emitter.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EmitterE
 # Order is the order `emitter --help` lists them in.
 COMMANDS: tuple[str, ...] = (
     # each helper adds its command here once emitter/commands/<name>.py exists
-    "schema",
     "fire",
     "schema",
 )
