@@ -239,7 +239,7 @@ class _Builder:
         if convert is None:
             self._bad_tag(node)
             return None
-        if node.style is None:
+        if not node.style:  # plain: None from the Python parser, "" from libyaml
             self.plain[where] = node.value
         return convert(node)
 

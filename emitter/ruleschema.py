@@ -1,0 +1,199 @@
+"""Checks a loaded rule file against rules.schema.json and words each jsonschema error as a
+Problem at the offending key or value (line:col), never as a dumped ValidationError."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from emitter.problems import Location, Problem
+from emitter.schemas import load_schema
+from emitter.yamlload import JsonPath, YamlDoc
+
+_EXPECTED = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(load_schema("rules"))
+
+
+def check_rules_schema(doc: YamlDoc) -> list[tuple[JsonPath, Problem]]:
+    """Every schema problem of the document with the JSON path it concerns, deduplicated,
+    in document order."""
+    found: dict[tuple[str, Location], tuple[JsonPath, Problem]] = {}
+    for error in _validator().iter_errors(doc.data):
+        path: JsonPath = tuple(error.absolute_path)
+        for problem in _translate(doc, error):
+            assert problem.location is not None
+            found.setdefault((problem.message, problem.location), (path, problem))
+
+    def order(item: tuple[JsonPath, Problem]) -> tuple[int, int]:
+        where = item[1].location
+        return (where.line, where.col) if where else (0, 0)
+
+    return sorted(found.values(), key=order)
+
+
+def describe(value: Any) -> str:
+    """A value as a message shows it: `boolean true`, `number 1.5`, `string 'x'`, `a list`."""
+    if isinstance(value, bool):
+        return f"boolean {'true' if value else 'false'}"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def quote_hint(doc: YamlDoc, path: JsonPath) -> str:
+    """` from unquoted `yes`: quote it ('yes')` when YAML read an unquoted scalar as non-text."""
+    plain = doc.plain_scalar(path)
+    if plain is None:
+        return ""
+    return f" from unquoted `{plain}`: quote it ('{plain}')"
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    """`event.tags[1]`: a path as a user would write it, relative to the rule when in one."""
+    if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+        path = path[2:]
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def rule_id_at(doc: YamlDoc, path: JsonPath) -> str | None:
+    """The id of the rule `path` is inside of, when it has a usable one."""
+    if len(path) < 2 or path[0] != "rules" or not isinstance(path[1], int):
+        return None
+    rules = doc.data.get("rules") if isinstance(doc.data, dict) else None
+    if not isinstance(rules, list) or path[1] >= len(rules) or not isinstance(rules[path[1]], dict):
+        return None
+    rid = rules[path[1]].get("id")
+    return rid if isinstance(rid, str) else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _where(path: JsonPath) -> str:
+    if not path:
+        return "at the top level"
+    if len(path) == 2 and path[0] == "rules":
+        return "in the rule"
+    return f"in {dotted(path)}"
+
+
+def _schema(error: ValidationError) -> Mapping[str, Any]:
+    return error.schema if isinstance(error.schema, Mapping) else {}
+
+
+def _expected(error: ValidationError) -> Any:
+    # The typing stubs allow an "unset" marker; a reported error always has its value.
+    return error.validator_value
+
+
+def _instance(error: ValidationError) -> Any:
+    return error.instance
+
+
+def _translate(doc: YamlDoc, error: ValidationError) -> list[Problem]:
+    path: JsonPath = tuple(error.absolute_path)
+    rid = rule_id_at(doc, path)
+
+    def at(location: Location, message: str) -> Problem:
+        return Problem(message, location, rule_id=rid, check="schema")
+
+    kind, instance = error.validator, _instance(error)
+    if "propertyNames" in error.absolute_schema_path:
+        name = str(error.instance)
+        return [at(doc.key_location((*path, name)),
+                   f"{name!r} is not a usable name {_where(path)}: use a letter or '_', "
+                   "then letters, digits or '_'")]
+    if kind == "additionalProperties":
+        allowed = _schema(error).get("properties", {})
+        return [
+            at(doc.key_location((*path, key)),
+               f"unknown key {key!r} {_where(path)}{did_you_mean(key, allowed)}")
+            for key in instance if key not in allowed
+        ]
+    if kind == "required":
+        return [
+            at(doc.location(path), f"missing required key {key!r} {_where(path)}")
+            for key in _expected(error) if key not in instance
+        ]
+    return [at(doc.location(path), _value_message(doc, error, path))]
+
+
+def _value_message(doc: YamlDoc, error: ValidationError, path: JsonPath) -> str:
+    kind, value, schema = error.validator, error.instance, _schema(error)
+    field = dotted(path) or "the file"
+    if path == ("version",) and kind == "const":
+        return f"unsupported version {value!r}: this emitter reads rule files of version 1"
+    if kind == "type":
+        expected = _expected(error)
+        names = [expected] if isinstance(expected, str) else list(expected)
+        wanted = " or ".join(_EXPECTED.get(n, n) for n in names)
+        hint = quote_hint(doc, path) if "string" in names else ""
+        return f"{field}: expected {wanted}, got {describe(value)}{hint}"
+    if kind == "enum":
+        return _enum_message(doc, field, value, _expected(error), path, "")
+    if kind in ("anyOf", "oneOf"):
+        return _choice_message(doc, error, field, path)
+    if kind == "pattern":
+        what = schema.get("title", "value")
+        why = schema.get("errorMessage", f"it must match {schema['pattern']}")
+        return f"{field}: {value!r} is not a valid {what}: {why}"
+    if isinstance(schema, dict) and "errorMessage" in schema:
+        return f"{field}: {schema['errorMessage']}"
+    return f"{field}: {error.message}"
+
+
+def _enum_message(
+    doc: YamlDoc, field: str, value: Any, allowed: Sequence[Any], path: JsonPath, extra: str
+) -> str:
+    choices = ", ".join(str(a) for a in allowed) + extra
+    if not isinstance(value, str):
+        got = describe(value) + quote_hint(doc, path)
+        return f"{field}: expected one of: {choices}, got {got}"
+    hint = did_you_mean(value, [str(a) for a in allowed])
+    return f"{field}: {value!r} is not allowed{hint}; expected one of: {choices}"
+
+
+def _choice_message(doc: YamlDoc, error: ValidationError, field: str, path: JsonPath) -> str:
+    schema, value = _schema(error), error.instance
+    branches = schema.get(str(error.validator), [])
+    enums = [b["enum"] for b in branches if isinstance(b, dict) and "enum" in b]
+    if enums:
+        return _enum_message(doc, field, value, enums[0], path,
+                             ", or a template containing {{ }}")
+    if "errorMessage" in schema:
+        if error.validator == "oneOf" and isinstance(value, dict):
+            return f"{field}: {schema['errorMessage']}"
+        unquote = ""
+        if path[-1:] == ("date_happened",) and isinstance(value, str) and value.isdigit():
+            unquote = ": remove the quotes, it is sent as an integer"
+        return f"{field}: {schema['errorMessage']}, got {describe(value)}{unquote}"
+    best = best_match(error.context or [])
+    if best is None:
+        return f"{field}: {error.message}"
+    return _value_message(doc, best, path)
