@@ -1,0 +1,570 @@
+"""The durable outbox: accepted events on disk (SQLite, WAL, synchronous=FULL) until a sink
+takes them, with dead letters, bounds and group commit.
+
+Every write goes through one group committer: concurrent callers (webhook threads, sender
+workers) are gathered into one transaction and one fsync, and each caller returns only once
+its own work is durable. Rows are claimed in bounded batches; memory never scales with the
+backlog. Several processes may open one outbox (the daemon and `emitter outbox ...`): WAL
+lets readers run beside the writer and busy_timeout makes writers queue rather than fail.
+"""
+
+from __future__ import annotations
+
+import collections
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from emitter.errors import ConfigError, OutboxFullError
+
+OUTBOX_FILE = "outbox.sqlite3"
+DEFAULT_MAX_EVENTS = 1_000_000
+DEFAULT_MAX_BYTES = 1024**3
+DEFAULT_DEADLINE = 24 * 3600.0
+# How long a claimed event stays reserved for its sender. A sender that died without
+# releasing it (or an `emitter fire` killed mid-request) gives it up after this; it must
+# exceed a request's timeout plus the longest rate-limit pause.
+CLAIM_LEASE = 300.0
+BUSY_TIMEOUT_MS = 10_000
+_ERROR_CHARS = 2000  # bound what one API answer can put in a row
+COUNTERS = ("accepted", "delivered", "retried", "dead", "refused")
+
+State = Literal["pending", "inflight", "dead"]
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: `outbox retry ID` stays unambiguous
+    rule_id TEXT NOT NULL,
+    body BLOB NOT NULL,                    -- the exact JSON bytes to send
+    created_at REAL NOT NULL,              -- wall clock (survives restarts)
+    attempts INTEGER NOT NULL DEFAULT 0,   -- sends started (counted at claim)
+    next_attempt_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'inflight', 'dead')),
+    last_status INTEGER,
+    last_error TEXT,
+    deadline REAL NOT NULL,
+    dead_at REAL
+);
+CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at, id);
+CREATE TABLE IF NOT EXISTS totals (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    events INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals VALUES (1, 0, 0);
+CREATE TRIGGER IF NOT EXISTS events_count_in AFTER INSERT ON events BEGIN
+    UPDATE totals SET events = events + 1, bytes = bytes + length(NEW.body) WHERE one = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS events_count_out AFTER DELETE ON events BEGIN
+    UPDATE totals SET events = events - 1, bytes = bytes - length(OLD.body) WHERE one = 1;
+END;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_ROW_COLUMNS = (
+    "id, rule_id, body, created_at, attempts, next_attempt_at, state, "
+    "last_status, last_error, deadline, dead_at"
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One event in the outbox."""
+
+    id: int
+    rule_id: str
+    body: bytes
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+    state: State
+    last_status: int | None
+    last_error: str | None
+    deadline: float
+    dead_at: float | None = None
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    path: Path
+    pending: int
+    inflight: int
+    dead: int
+    events: int  # all rows, dead letters included (they count toward the bound)
+    bytes: int
+    max_events: int
+    max_bytes: int
+    oldest_age: float | None  # seconds since the oldest undelivered event was accepted
+    last_error: str | None
+    counters: dict[str, int]  # accepted, delivered, retried, dead, refused (since creation)
+
+
+class _Op:
+    """One caller's unit of work waiting for the group committer."""
+
+    __slots__ = ("fn", "result", "error", "done")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection, collections.Counter[str]], Any]) -> None:
+        self.fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class Outbox:
+    """The outbox at `path` (created if missing). Thread-safe; see the module docstring."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        deadline: float = DEFAULT_DEADLINE,
+    ) -> None:
+        self.path = Path(path)
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.deadline = deadline
+        self._writer = self._connect()
+        self._reader = self._connect()
+        self._read_lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._queue: list[_Op] = []
+        self._committing = False
+        self._work = threading.Event()  # set whenever something may have become due
+        self._lock_fd: int | None = None
+        self._init_schema()
+
+    @classmethod
+    def in_dir(cls, state_dir: str | os.PathLike[str], **kwargs: Any) -> Outbox:
+        return cls(Path(state_dir) / OUTBOX_FILE, **kwargs)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is fsynced before enqueue returns, so an acknowledged event
+            # survives a power cut, not just a process crash.
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise ConfigError(f"outbox {self.path}: cannot open it: {exc}") from exc
+        return conn
+
+    def _init_schema(self) -> None:
+        try:
+            self._writer.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"outbox {self.path}: cannot initialise it: {exc}") from exc
+
+    def close(self) -> None:
+        with self._cv:
+            self._cv.wait_for(lambda: not self._committing and not self._queue, timeout=30)
+            self._writer.close()
+        with self._read_lock:
+            self._reader.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the group committer ------------------------------------------------------------
+
+    def _submit(self, fn: Callable[[sqlite3.Connection, collections.Counter[str]], T]) -> T:
+        """Run `fn` inside a shared write transaction; return once that transaction is durable.
+
+        The first caller to find no commit running becomes the leader: it takes every queued
+        op, runs them in one transaction (each under a savepoint, so one op's failure does not
+        undo the others) and commits once. Callers arriving meanwhile queue for the next one.
+        """
+        op = _Op(fn)
+        with self._cv:
+            self._queue.append(op)
+            while not op.done:
+                if self._committing:
+                    self._cv.wait()
+                    continue
+                self._committing = True
+                batch, self._queue = self._queue, []
+                self._cv.release()
+                try:
+                    self._commit(batch)
+                except BaseException as exc:  # e.g. KeyboardInterrupt mid-commit
+                    for other in batch:
+                        if not other.done:
+                            other.error, other.done = exc, True
+                    raise
+                finally:
+                    self._cv.acquire()
+                    self._committing = False
+                    self._cv.notify_all()
+        if op.error is not None:
+            raise op.error
+        result: T = op.result
+        return result
+
+    def _commit(self, batch: list[_Op]) -> None:
+        conn = self._writer
+        tally: collections.Counter[str] = collections.Counter()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    op.result = op.fn(conn, tally)
+                except Exception as exc:  # noqa: BLE001 - handed back to that op's caller
+                    op.error = exc
+                    conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+            for name, delta in tally.items():
+                conn.execute(
+                    "INSERT INTO counters VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    (name, delta),
+                )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = self._storage_error(exc)
+            for op in batch:
+                op.error, op.result = failure, None
+        for op in batch:
+            op.done = True
+
+    def _storage_error(self, exc: sqlite3.Error) -> Exception:
+        text = str(exc)
+        if "full" in text:
+            return OutboxFullError(
+                f"outbox {self.path}: the disk is full ({text}); the event was refused, "
+                "nothing already accepted was dropped"
+            )
+        return ConfigError(f"outbox {self.path}: cannot write: {text}")
+
+    # ---- accepting events ---------------------------------------------------------------
+
+    def enqueue(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        deadline: float | None = None,
+        claimed: bool = False,
+    ) -> list[int]:
+        """Store `(rule_id, body)` pairs durably; return their ids once fsynced.
+
+        All or nothing: when the pairs do not fit under the bounds, none is stored and
+        OutboxFullError is raised (the `refused` counter grows); old events are never dropped.
+        `claimed=True` stores them already inflight (leased) for a caller that sends them
+        itself right away (`emitter fire`), so a running sender does not send them too.
+        """
+        if not items:
+            return []
+        rows = [(rule_id, bytes(body)) for rule_id, body in items]
+        ttl = self.deadline if deadline is None else deadline
+        state = "inflight" if claimed else "pending"
+
+        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> list[int]:
+            self._check_room(conn, tally, rows)
+            now = time.time()
+            due = now + CLAIM_LEASE if claimed else now
+            ids = []
+            for rule_id, body in rows:
+                cur = conn.execute(
+                    "INSERT INTO events (rule_id, body, created_at, next_attempt_at, deadline,"
+                    " state) VALUES (?, ?, ?, ?, ?, ?)",
+                    (rule_id, body, now, due, now + ttl, state),
+                )
+                ids.append(int(cur.lastrowid or 0))
+            tally["accepted"] += len(rows)
+            return ids
+
+        ids = self._submit(op)
+        self._work.set()
+        return ids
+
+    def _check_room(
+        self,
+        conn: sqlite3.Connection,
+        tally: collections.Counter[str],
+        rows: Sequence[tuple[str, bytes]],
+    ) -> None:
+        events, size = conn.execute("SELECT events, bytes FROM totals").fetchone()
+        extra = sum(len(body) for _, body in rows)
+        if events + len(rows) <= self.max_events and size + extra <= self.max_bytes:
+            return
+        tally["refused"] += len(rows)
+        raise OutboxFullError(
+            f"outbox {self.path} is full ({events:,} events, {size:,} bytes; limits "
+            f"{self.max_events:,} events, {self.max_bytes:,} bytes): refused {len(rows)} new "
+            "event(s); nothing already accepted was dropped. Let the sender catch up, or "
+            "free room with `emitter outbox purge --dead`."
+        )
+
+    # ---- the sender's side --------------------------------------------------------------
+
+    def claim(self, n: int, now: float | None = None) -> list[Row]:
+        """Move up to `n` due events to inflight and return them, oldest due first.
+
+        Due means pending with `next_attempt_at` passed, or inflight with an expired lease
+        (its claimer died). The returned rows show the attempt being started.
+        """
+        at = time.time() if now is None else now
+
+        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> list[Row]:
+            cur = conn.execute(
+                "UPDATE events SET state = 'inflight', attempts = attempts + 1,"  # noqa: S608
+                " next_attempt_at = ? WHERE id IN ("
+                " SELECT id FROM events WHERE state IN ('pending', 'inflight')"
+                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?"
+                f") RETURNING {_ROW_COLUMNS}",
+                (at + CLAIM_LEASE, at, n),
+            )
+            rows = [_row(r) for r in cur.fetchall()]
+            rows.sort(key=lambda r: r.id)
+            return rows
+
+        return self._submit(op)
+
+    def next_due(self) -> float | None:
+        """When the earliest pending event becomes due (wall clock), or None when none."""
+        found = self._read(
+            "SELECT min(next_attempt_at) FROM events WHERE state IN ('pending', 'inflight')", ()
+        )
+        value = found[0][0] if found else None
+        return None if value is None else float(value)
+
+    def has_undelivered(self) -> bool:
+        """True while any event is pending or inflight (dead letters do not count)."""
+        found = self._read(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE state IN ('pending', 'inflight'))", ()
+        )
+        return bool(found[0][0])
+
+    def unclaim(self, ids: Iterable[int]) -> None:
+        """Give claimed events back untried (a stopping sender had not started them)."""
+        params = [(time.time(), i) for i in ids]
+
+        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> None:
+            conn.executemany(
+                "UPDATE events SET state = 'pending', next_attempt_at = ?,"
+                " attempts = max(attempts - 1, 0) WHERE id = ? AND state = 'inflight'",
+                params,
+            )
+
+        if params:
+            self._submit(op)
+            self._work.set()
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until an enqueue/retry in this process may have made work, or `timeout`."""
+        woke = self._work.wait(timeout)
+        self._work.clear()
+        return woke
+
+    def wake(self) -> None:
+        self._work.set()
+
+    def mark_delivered(self, event_id: int) -> None:
+        self.mark_delivered_many([event_id])
+
+    def mark_delivered_many(self, ids: Iterable[int]) -> None:
+        params = [(i,) for i in ids]
+
+        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> None:
+            conn.executemany("DELETE FROM events WHERE id = ?", params)
+            tally["delivered"] += len(params)
+
+        self._submit(op)
+
+    def mark_retry(
+        self,
+        event_id: int,
+        next_at: float,
+        status: int | None,
+        error: str,
+        *,
+        attempts: int | None = None,
+    ) -> None:
+        """Back to pending, due at `next_at`; `attempts` overrides the stored count."""
+
+        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> None:
+            conn.execute(
+                "UPDATE events SET state = 'pending', next_attempt_at = ?, last_status = ?,"
+                " last_error = ?, attempts = coalesce(?, attempts) WHERE id = ?",
+                (next_at, status, error[:_ERROR_CHARS], attempts, event_id),
+            )
+            _remember_error(conn, event_id, status, error)
+            tally["retried"] += 1
+
+        self._submit(op)
+
+    def mark_dead(self, event_id: int, status: int | None, error: str) -> None:
+        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> None:
+            conn.execute(
+                "UPDATE events SET state = 'dead', dead_at = ?, last_status = ?, last_error = ?"
+                " WHERE id = ?",
+                (time.time(), status, error[:_ERROR_CHARS], event_id),
+            )
+            _remember_error(conn, event_id, status, error)
+            tally["dead"] += 1
+
+        self._submit(op)
+
+    def release_inflight(self) -> int:
+        """Put events left inflight by a crash back to pending (at-least-once delivery)."""
+
+        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> int:
+            cur = conn.execute(
+                "UPDATE events SET state = 'pending', next_attempt_at = ? WHERE state = 'inflight'",
+                (time.time(),),
+            )
+            return int(cur.rowcount)
+
+        released = self._submit(op)
+        self._work.set()
+        return released
+
+    def take_sender_lock(self) -> None:
+        """Become this outbox's one sender (an advisory lock the kernel drops on any exit,
+        kill -9 included). Raises ConfigError when another live process holds it."""
+        if self._lock_fd is not None:
+            return
+        lock_path = self.path.with_name(self.path.name + ".sender-lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise ConfigError(
+                f"outbox {self.path} is already being sent by another process (pid {holder}); "
+                "stop it first (the daemon and `emitter outbox drain` must not run together)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    # ---- inspection and repair (the `emitter outbox` commands) ---------------------------
+
+    def status(self) -> OutboxStatus:
+        by_state = dict(self._read("SELECT state, count(*) FROM events GROUP BY state", ()))
+        events, size = self._read("SELECT events, bytes FROM totals", ())[0]
+        oldest = self._read(
+            "SELECT min(created_at) FROM events WHERE state != 'dead'", ()
+        )[0][0]
+        last = self._read("SELECT value FROM meta WHERE key = 'last_error'", ())
+        counters = dict.fromkeys(COUNTERS, 0)
+        counters.update(self._read("SELECT name, value FROM counters", ()))
+        return OutboxStatus(
+            path=self.path,
+            pending=int(by_state.get("pending", 0)),
+            inflight=int(by_state.get("inflight", 0)),
+            dead=int(by_state.get("dead", 0)),
+            events=int(events),
+            bytes=int(size),
+            max_events=self.max_events,
+            max_bytes=self.max_bytes,
+            oldest_age=None if oldest is None else max(0.0, time.time() - oldest),
+            last_error=last[0][0] if last else None,
+            counters=counters,
+        )
+
+    def retry(self, ids: Sequence[int] = (), *, all_dead: bool = False) -> list[int]:
+        """Make dead letters (or pending events) due now with a fresh deadline and attempt
+        count; return the ids changed. Inflight events and unknown ids are left alone."""
+        now = time.time()
+        values = (now, now + self.deadline)
+        setter = (
+            "UPDATE events SET state = 'pending', next_attempt_at = ?, deadline = ?,"
+            " attempts = 0, dead_at = NULL WHERE "
+        )
+
+        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> list[int]:
+            if all_dead:
+                cur = conn.execute(setter + "state = 'dead' RETURNING id", values)
+                return sorted(int(r[0]) for r in cur.fetchall())
+            changed: list[int] = []
+            for event_id in ids:
+                cur = conn.execute(
+                    setter + "id = ? AND state != 'inflight' RETURNING id", (*values, event_id)
+                )
+                changed.extend(int(r[0]) for r in cur.fetchall())
+            return changed
+
+        changed = self._submit(op)
+        if changed:
+            self._work.set()
+        return changed
+
+    def purge_dead(self, older_than: float = 0.0) -> int:
+        """Delete dead letters that died at least `older_than` seconds ago; return how many."""
+        cutoff = time.time() - older_than
+
+        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> int:
+            cur = conn.execute(
+                "DELETE FROM events WHERE state = 'dead' AND dead_at <= ?", (cutoff,)
+            )
+            return int(cur.rowcount)
+
+        return self._submit(op)
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        with self._read_lock:
+            try:
+                return self._reader.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise ConfigError(f"outbox {self.path}: cannot read: {exc}") from exc
+
+    def list_events(self, *, dead: bool = False, limit: int = 50) -> list[Row]:
+        """Dead letters (`dead=True`) or undelivered events, oldest first, at most `limit`."""
+        where = "state = 'dead'" if dead else "state != 'dead'"
+        found = self._read(
+            f"SELECT {_ROW_COLUMNS} FROM events WHERE {where} ORDER BY id LIMIT ?",  # noqa: S608
+            (max(0, limit),),
+        )
+        return [_row(r) for r in found]
+
+    list = list_events  # the name the commands use; defined last so it shadows nothing
+
+
+def _remember_error(
+    conn: sqlite3.Connection, event_id: int, status: int | None, error: str
+) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    code = f"HTTP {status}" if status is not None else "no answer"
+    conn.execute(
+        "INSERT OR REPLACE INTO meta VALUES ('last_error', ?)",
+        (f"{stamp} event {event_id}: {code}: {error}"[:_ERROR_CHARS],),
+    )
+
+
+def _row(values: Sequence[Any]) -> Row:
+    return Row(
+        id=int(values[0]),
+        rule_id=str(values[1]),
+        body=bytes(values[2]),
+        created_at=float(values[3]),
+        attempts=int(values[4]),
+        next_attempt_at=float(values[5]),
+        state=values[6],
+        last_status=None if values[7] is None else int(values[7]),
+        last_error=values[8],
+        deadline=float(values[9]),
+        dead_at=None if values[10] is None else float(values[10]),
+    )

@@ -1,0 +1,324 @@
+"""The sender: a small pool of workers draining the outbox into a sink, with back-off, a shared
+rate-limit gate, per-event deadlines and dead letters; plus `deliver_via_outbox` for `fire`."""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from emitter.outbox import Outbox, Row
+from emitter.retry import RetryPolicy, deliver
+from emitter.sinks.base import DeliveryResult, Outcome, Sink
+
+SinkFactory = Callable[[], Sink]
+# For the outbox the per-event deadline (stored in each row) bounds retries, not a count.
+OUTBOX_POLICY = RetryPolicy(max_attempts=1_000_000, base=0.5, cap=60.0, deadline=86400.0)
+IDLE_POLL = 1.0  # seconds: how often to look for work another process (the CLI) added
+# Consecutive failed attempts (no answer, 5xx) before the whole sink backs off: a lone 503
+# only delays its own event, a dead intake is probed gently instead of hammered.
+FAILURES_BEFORE_PAUSE = 3
+
+
+class Gate:
+    """One pause shared by every worker of a sink: a 429 (or a run of failures with no
+    answer) closes it until the time the server named, so workers do not retry on their own."""
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
+        self._policy, self._rng = policy, rng
+        self._lock = threading.Lock()
+        self._until = 0.0  # time.monotonic() when it opens again
+        self._failures = 0  # consecutive attempts that got no useful answer
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def failed(self) -> None:
+        """An attempt got no answer or a 5xx: after a run of them, back off the whole sink,
+        longer each time, until an attempt gets an answer again."""
+        with self._lock:
+            self._failures += 1
+            over = self._failures - FAILURES_BEFORE_PAUSE + 1
+            if over > 0:
+                delay = self._policy.backoff(over, self._rng)
+                self._until = max(self._until, time.monotonic() + delay)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._failures = 0
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self._until - time.monotonic())
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Block while the gate is closed; False when `stop` was set meanwhile."""
+        while True:
+            left = self.remaining()
+            if left <= 0:
+                return not stop.is_set()
+            if stop.wait(left):
+                return False
+
+
+class _Handoff:
+    """The few claimed rows between the dispatcher and the workers (bounded: they are
+    inflight in the outbox while they wait here)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._rows: collections.deque[Row] = collections.deque()
+        self._cv = threading.Condition()
+
+    def wait_for_room(self, stop: threading.Event) -> int:
+        with self._cv:
+            self._cv.wait_for(lambda: len(self._rows) < self.capacity or stop.is_set(), 0.1)
+            return self.capacity - len(self._rows)
+
+    def put_many(self, rows: list[Row]) -> None:
+        with self._cv:
+            self._rows.extend(rows)
+            self._cv.notify_all()
+
+    def get(self, stop: threading.Event) -> Row | None:
+        with self._cv:
+            self._cv.wait_for(lambda: bool(self._rows) or stop.is_set(), 0.1)
+            row = self._rows.popleft() if self._rows and not stop.is_set() else None
+            self._cv.notify_all()
+            return row
+
+    def take_all(self) -> list[Row]:
+        with self._cv:
+            rows = list(self._rows)
+            self._rows.clear()
+            return rows
+
+
+@dataclass(frozen=True)
+class SenderCounters:
+    sent: int
+    retried: int
+    dead: int
+    rate_limited: int  # 429 answers that paused the sink
+
+
+class Sender:
+    """Workers that take due events from `outbox` and hand each to their own sink.
+
+    `start()` takes the outbox's sender lock and puts events a crash left inflight back to
+    pending; `stop(grace)` stops claiming, lets requests in flight finish for up to `grace`
+    seconds and leaves everything else in the outbox.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        sink_factory: SinkFactory,
+        *,
+        workers: int = 4,
+        policy: RetryPolicy = OUTBOX_POLICY,
+        claim_batch: int = 32,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self._factory = sink_factory
+        self._workers = max(1, workers)
+        self._policy = policy
+        self._batch = max(1, claim_batch)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.gate = Gate(policy, self._rng)
+        self._queue = _Handoff(capacity=self._workers * 2)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._count_lock = threading.Lock()
+        self._counts = {"sent": 0, "retried": 0, "dead": 0, "rate_limited": 0}
+        self._progress = threading.Condition()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.outbox.take_sender_lock()
+        self.outbox.release_inflight()
+        sinks = [self._factory() for _ in range(self._workers)]
+        self._threads = [threading.Thread(target=self._dispatch, name="outbox-dispatch")]
+        self._threads += [
+            threading.Thread(target=self._work, args=(sink,), name=f"outbox-sender-{i}")
+            for i, sink in enumerate(sinks)
+        ]
+        for thread in self._threads:
+            thread.daemon = True
+            thread.start()
+
+    def stop(self, grace: float = 10.0) -> bool:
+        """Stop claiming; wait up to `grace` s for requests in flight. True if all finished
+        (anything unfinished stays inflight and is released at the next start)."""
+        self._stop.set()
+        self.outbox.wake()
+        deadline = time.monotonic() + grace
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._give_back_queued()
+        return not any(t.is_alive() for t in self._threads)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Block until no event is pending or inflight (dead letters aside), or `timeout`.
+        True when the outbox was emptied."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._progress:
+            while self.outbox.has_undelivered():
+                left = IDLE_POLL if end is None else min(IDLE_POLL, end - time.monotonic())
+                if left <= 0 or self._stop.is_set():
+                    return False
+                self._progress.wait(left)
+        return True
+
+    def counters(self) -> SenderCounters:
+        with self._count_lock:
+            return SenderCounters(**self._counts)
+
+    def _count(self, name: str) -> None:
+        with self._count_lock:
+            self._counts[name] += 1
+
+    # ---- the dispatcher: claims bounded batches when workers have room ---------------------
+
+    def _dispatch(self) -> None:
+        while not self._stop.is_set():
+            if not self.gate.wait(self._stop):
+                break
+            room = self._wait_for_room()
+            if room <= 0:
+                continue
+            rows = self.outbox.claim(min(room, self._batch))
+            self._queue.put_many(rows)
+            if not rows:
+                self.outbox.wait_for_work(self._idle_wait())
+
+    def _wait_for_room(self) -> int:
+        return self._queue.wait_for_room(self._stop)
+
+    def _idle_wait(self) -> float:
+        due = self.outbox.next_due()
+        if due is None:
+            return IDLE_POLL
+        return min(IDLE_POLL, max(0.001, due - time.time()))
+
+    def _give_back_queued(self) -> None:
+        self.outbox.unclaim(row.id for row in self._queue.take_all())
+
+    # ---- the workers ------------------------------------------------------------------------
+
+    def _work(self, sink: Sink) -> None:
+        try:
+            while not self._stop.is_set():
+                row = self._queue.get(self._stop)
+                if row is None:
+                    continue
+                if not self.gate.wait(self._stop):
+                    self.outbox.unclaim([row.id])
+                    break
+                self._settle(row, _send(sink, row))
+                with self._progress:
+                    self._progress.notify_all()
+        finally:
+            sink.close()
+
+    def _settle(self, row: Row, result: DeliveryResult) -> None:
+        if result.outcome is Outcome.DELIVERED:
+            self.gate.succeeded()
+            self.outbox.mark_delivered(row.id)
+            self._count("sent")
+        elif result.outcome is Outcome.REJECTED:
+            self.gate.succeeded()
+            self.outbox.mark_dead(row.id, result.status, reason(result))
+            self._count("dead")
+        else:
+            self._retry(row, result)
+
+    def _retry(self, row: Row, result: DeliveryResult) -> None:
+        delay = self._policy.delay_for(result, row.attempts, self._rng)
+        if result.status == 429 or result.retry_after is not None:
+            self.gate.pause(delay)
+            self._count("rate_limited")
+        else:
+            self.gate.failed()
+        next_at = time.time() + delay
+        if next_at > row.deadline:
+            why = f"deadline passed after {row.attempts} attempt(s); last: {reason(result)}"
+            self.outbox.mark_dead(row.id, result.status, why)
+            self._count("dead")
+            return
+        self.outbox.mark_retry(row.id, next_at, result.status, reason(result))
+        self._count("retried")
+
+
+def _send(sink: Sink, row: Row) -> DeliveryResult:
+    try:
+        event = json.loads(row.body)
+    except ValueError as exc:
+        return DeliveryResult(Outcome.REJECTED, errors=(f"stored body is not JSON: {exc}",))
+    if not isinstance(event, dict):
+        return DeliveryResult(Outcome.REJECTED, errors=("stored body is not a JSON object",))
+    return sink.send(event)
+
+
+def reason(result: DeliveryResult) -> str:
+    """One line saying why an attempt failed: the API's `errors`, else the sink's detail."""
+    if result.errors:
+        return "; ".join(result.errors)
+    return result.detail or (f"HTTP {result.status}" if result.status else "no answer")
+
+
+@dataclass(frozen=True)
+class QueuedDelivery:
+    """What `deliver_via_outbox` did: the final result and whether the event stays queued."""
+
+    event_id: int  # the outbox id (for `emitter outbox list/retry`)
+    result: DeliveryResult
+    queued: bool  # True: not delivered yet, left pending for the daemon / `outbox drain`
+    dead: bool  # True: refused by the API, kept as a dead letter
+
+
+def deliver_via_outbox(
+    outbox: Outbox,
+    sink: Sink,
+    rule_id: str,
+    event: Mapping[str, Any],
+    policy: RetryPolicy,
+    **deliver_opts: Any,
+) -> QueuedDelivery:
+    """`emitter fire` with a state directory: commit the event first, then send it now with
+    the same retry rules as a direct send. Delivered → removed; refused → dead letter;
+    retries exhausted → left pending so a sender delivers it later (nothing is lost).
+
+    `deliver_opts` go to `emitter.retry.deliver` (sleep, clock, rng, on_retry).
+    """
+    body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    (event_id,) = outbox.enqueue([(rule_id, body)], claimed=True)
+    attempts = 0
+
+    def counted(attempt: int, result: DeliveryResult, delay: float) -> None:
+        nonlocal attempts
+        attempts = attempt
+        hook = deliver_opts.get("on_retry")
+        if hook is not None:
+            hook(attempt, result, delay)
+
+    opts = {**deliver_opts, "on_retry": counted}
+    result = deliver(sink, event, policy, **opts)
+    if result.outcome is Outcome.DELIVERED:
+        outbox.mark_delivered(event_id)
+        return QueuedDelivery(event_id, result, queued=False, dead=False)
+    if result.outcome is Outcome.REJECTED:
+        outbox.mark_dead(event_id, result.status, reason(result))
+        return QueuedDelivery(event_id, result, queued=False, dead=True)
+    tries = attempts + 1
+    next_at = time.time() + policy.backoff(tries + 1, random.Random())  # noqa: S311
+    outbox.mark_retry(event_id, next_at, result.status, reason(result), attempts=tries)
+    return QueuedDelivery(event_id, result, queued=True, dead=False)

@@ -1,0 +1,101 @@
+"""Choosing a sink by name (`--sink` or config): datadog (the default), dogstatsd, stdout, file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from emitter.errors import ConfigError, UsageError
+from emitter.settings import Settings
+from emitter.sinks.base import Sink
+
+SINK_NAMES: tuple[str, ...] = ("datadog", "dogstatsd", "stdout", "file")
+DEFAULT_SINK = "datadog"
+
+
+def make_sink(name: str, settings: Settings, **opts: Any) -> Sink:
+    """Build the sink called `name`. Options by sink:
+
+    - datadog: `timeout` (seconds, or a (connect, read) pair); needs DD_API_KEY.
+    - dogstatsd: `address` ("host:port", "udp://host:port" or "unix:///path/to.sock"), or
+      `host`, `port`, `socket_path`.
+    - stdout: `stream`.
+    - file: `path` (required).
+    Raises UsageError for an unknown name or a missing option, ConfigError for a bad value.
+    """
+    builder = _BUILDERS.get(name)
+    if builder is None:
+        raise UsageError(f"unknown sink {name!r}; choose one of: {', '.join(SINK_NAMES)}")
+    return builder(settings, opts)
+
+
+def sink_factory(name: str, settings: Settings, **opts: Any) -> Callable[[], Sink]:
+    """A function making a fresh sink per call (one per sender worker: own connection).
+    The first one is built now, so a bad name or option fails at startup."""
+    make_sink(name, settings, **opts).close()
+    return lambda: make_sink(name, settings, **opts)
+
+
+def _datadog(settings: Settings, opts: dict[str, Any]) -> Sink:
+    from emitter.sinks.datadog import DatadogSink
+
+    if "timeout" in opts:
+        return DatadogSink(settings, timeout=opts["timeout"])
+    return DatadogSink(settings)
+
+
+def _dogstatsd(settings: Settings, opts: dict[str, Any]) -> Sink:
+    from emitter.sinks.dogstatsd import DEFAULT_HOST, DEFAULT_PORT, DogStatsdSink
+
+    address = opts.get("address")
+    if address:
+        return DogStatsdSink(**parse_statsd_address(str(address)))
+    return DogStatsdSink(
+        opts.get("host") or DEFAULT_HOST,
+        int(opts.get("port") or DEFAULT_PORT),
+        socket_path=opts.get("socket_path"),
+    )
+
+
+def parse_statsd_address(address: str) -> dict[str, Any]:
+    """`host:port`, `udp://host:port` or `unix:///path` → DogStatsdSink keyword arguments
+    (the forms DD_DOGSTATSD_URL takes)."""
+    if address.startswith("unix://"):
+        path = address[len("unix://") :]
+        if not path:
+            raise ConfigError(f"dogstatsd address {address!r} names no socket path")
+        return {"socket_path": path}
+    parts = urlsplit(address if "://" in address else f"udp://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "udp" or not parts.hostname or port is None:
+        raise ConfigError(
+            f"dogstatsd address {address!r} is not host:port, udp://host:port or unix:///path"
+        )
+    return {"host": parts.hostname, "port": port}
+
+
+def _stdout(settings: Settings, opts: dict[str, Any]) -> Sink:
+    from emitter.sinks.stdout import StdoutSink
+
+    return StdoutSink(opts.get("stream"))
+
+
+def _file(settings: Settings, opts: dict[str, Any]) -> Sink:
+    from emitter.sinks.file import FileSink
+
+    path = opts.get("path")
+    if not path:
+        raise UsageError("the file sink needs a path (--sink-path FILE)")
+    return FileSink(path)
+
+
+_BUILDERS: dict[str, Callable[[Settings, dict[str, Any]], Sink]] = {
+    "datadog": _datadog,
+    "dogstatsd": _dogstatsd,
+    "stdout": _stdout,
+    "file": _file,
+}

@@ -1,0 +1,72 @@
+"""The state directory (where the outbox lives): which one, created private, proven writable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from emitter.errors import ConfigError
+
+STATE_ENV = "EMITTER_STATE_DIR"
+_PROBE_NAME = ".emitter-write-probe"
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """$XDG_STATE_HOME/emitter, else ~/.local/state/emitter (the XDG base-directory default)."""
+    xdg = environ.get("XDG_STATE_HOME", "").strip()
+    if xdg and os.path.isabs(xdg):  # the XDG spec says relative values are to be ignored
+        return Path(xdg) / "emitter"
+    home = environ.get("HOME", "").strip() or str(Path.home())
+    return Path(home) / ".local" / "state" / "emitter"
+
+
+def choose_state_dir(flag: str | None, environ: Mapping[str, str]) -> Path:
+    """The state directory the flag or environment asks for, without touching the disk."""
+    if flag:
+        return Path(flag).expanduser()
+    from_env = environ.get(STATE_ENV, "").strip()
+    if from_env:
+        return Path(from_env).expanduser()
+    return default_state_dir(environ)
+
+
+def resolve_state_dir(flag: str | None, environ: Mapping[str, str]) -> Path:
+    """The state directory: `--state-dir`, then EMITTER_STATE_DIR, then the XDG default.
+
+    Creates it (mode 0700: events may hold private text) and proves it writable by creating,
+    fsyncing and removing a probe file. Raises ConfigError with the path and the reason when
+    it cannot be used, so a bad disk is a startup error, not a lost event later.
+    """
+    path = choose_state_dir(flag, environ)
+    source = "--state-dir" if flag else (STATE_ENV if environ.get(STATE_ENV) else "default")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(_unusable(path, source, "cannot create it", exc)) from exc
+    if not path.is_dir():
+        raise ConfigError(_unusable(path, source, "it is not a directory", None))
+    _probe(path, source)
+    return path.resolve()
+
+
+def _probe(path: Path, source: str) -> None:
+    probe = path / f"{_PROBE_NAME}.{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"probe\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(_unusable(path, source, "cannot write to it", exc)) from exc
+
+
+def _unusable(path: Path, source: str, what: str, exc: OSError | None) -> str:
+    reason = f": {exc.strerror or exc}" if exc is not None else ""
+    return (
+        f"state directory {path} (from {source}) is not usable: {what}{reason}. "
+        f"Pass --state-dir or set {STATE_ENV} to a writable directory."
+    )
