@@ -204,14 +204,13 @@ def check_field_length(item: LintInput) -> list[Problem]:
             continue  # a constant's length is exact; the event schema judges it
         longest = max((len(e[name]) for e in item.examples if isinstance(e.get(name), str)),
                       default=0)
-        if longest >= NEAR_LIMIT * limit:
-            verdict = "over" if longest > limit else "close to"
+        # Over the limit is already an error of the event schema; this warns before that.
+        if NEAR_LIMIT * limit <= longest <= limit:
             problems.append(_warn(
                 "field-length",
-                f"{name} renders to {longest} of at most {limit} characters with the examples "
-                f"({verdict} the limit); real values longer than the examples will make the "
-                "event invalid: shorten the literal text or truncate a variable "
-                "(e.g. `| truncate(40)`)",
+                f"{name} renders to {longest} of at most {limit} characters with the examples; "
+                "real values longer than the examples will make the event invalid: shorten "
+                "the literal text or truncate a variable (e.g. `| truncate(40)`)",
                 value.location, item.rule.id, f"$.{name}"))
     return problems
 

@@ -240,3 +240,28 @@ def find_test_files(paths: list[str]) -> tuple[list[str], list[str]]:
             missing.append(path)
     return found, missing
 
+
+
+def find_tests_near(rule_paths: list[str]) -> list[str]:
+    """Test files that belong with these rule paths: below a directory, or beside a file."""
+    dirs = [p if os.path.isdir(p) else os.path.dirname(p) or "." for p in rule_paths]
+    found: list[str] = []
+    for path, folder in zip(rule_paths, dirs, strict=True):
+        if os.path.isdir(path):
+            found.extend(find_test_files([path])[0])
+        elif os.path.isdir(folder):
+            found.extend(os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                         if is_test_file(f))
+    return list(dict.fromkeys(found))
+
+
+def covered_rule_ids(test_paths: list[str]) -> set[str]:
+    """Ids of the rules some case in these test files names (broken files count for nothing)."""
+    covered: set[str] = set()
+    for path in test_paths:
+        doc, _ = load_yaml(path)
+        tests = doc.data.get("tests") if doc is not None and isinstance(doc.data, dict) else None
+        for case in tests if isinstance(tests, list) else ():
+            if isinstance(case, dict) and isinstance(case.get("rule"), str):
+                covered.add(case["rule"])
+    return covered
