@@ -1,9 +1,9 @@
 """The durable outbox: accepted events on disk (SQLite, WAL, synchronous=FULL) until a sink
 takes them, with dead letters, bounds and group commit.
 
-Every write goes through one group committer: concurrent callers (webhook threads, sender
-workers) are gathered into one transaction and one fsync, and each caller returns only once
-its own work is durable. Rows are claimed in bounded batches; memory never scales with the
+Every write goes through one group committer (emitter.groupcommit): concurrent callers
+(webhook threads, sender workers) share one transaction and one fsync, and each returns only
+once its own work is durable. Rows are claimed in bounded batches; memory never scales with the
 backlog. Several processes may open one outbox (the daemon and `emitter outbox ...`): WAL
 lets readers run beside the writer and busy_timeout makes writers queue rather than fail.
 """
@@ -11,17 +11,17 @@ lets readers run beside the writer and busy_timeout makes writers queue rather t
 from __future__ import annotations
 
 import collections
-import fcntl
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from emitter.errors import ConfigError, OutboxFullError
+from emitter.groupcommit import GroupCommitter, connect
 
 OUTBOX_FILE = "outbox.sqlite3"
 DEFAULT_MAX_EVENTS = 1_000_000
@@ -31,7 +31,6 @@ DEFAULT_DEADLINE = 24 * 3600.0
 # releasing it (or an `emitter fire` killed mid-request) gives it up after this; it must
 # exceed a request's timeout plus the longest rate-limit pause.
 CLAIM_LEASE = 300.0
-BUSY_TIMEOUT_MS = 10_000
 _ERROR_CHARS = 2000  # bound what one API answer can put in a row
 COUNTERS = ("accepted", "delivered", "retried", "dead", "refused")
 
@@ -107,18 +106,6 @@ class OutboxStatus:
     counters: dict[str, int]  # accepted, delivered, retried, dead, refused (since creation)
 
 
-class _Op:
-    """One caller's unit of work waiting for the group committer."""
-
-    __slots__ = ("fn", "result", "error", "done")
-
-    def __init__(self, fn: Callable[[sqlite3.Connection, collections.Counter[str]], Any]) -> None:
-        self.fn = fn
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.done = False
-
-
 class Outbox:
     """The outbox at `path` (created if missing). Thread-safe; see the module docstring."""
 
@@ -134,128 +121,27 @@ class Outbox:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.deadline = deadline
-        self._writer = self._connect()
-        self._reader = self._connect()
+        self._writer = GroupCommitter(self.path)
+        self._writer.executescript(_SCHEMA)
+        self._submit = self._writer.submit
+        self._reader = connect(self.path)
         self._read_lock = threading.Lock()
-        self._cv = threading.Condition()
-        self._queue: list[_Op] = []
-        self._committing = False
         self._work = threading.Event()  # set whenever something may have become due
-        self._lock_fd: int | None = None
-        self._init_schema()
 
     @classmethod
     def in_dir(cls, state_dir: str | os.PathLike[str], **kwargs: Any) -> Outbox:
         return cls(Path(state_dir) / OUTBOX_FILE, **kwargs)
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a commit is fsynced before enqueue returns, so an acknowledged event
-            # survives a power cut, not just a process crash.
-            conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
-            raise ConfigError(f"outbox {self.path}: cannot open it: {exc}") from exc
-        return conn
-
-    def _init_schema(self) -> None:
-        try:
-            self._writer.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"outbox {self.path}: cannot initialise it: {exc}") from exc
-
     def close(self) -> None:
-        with self._cv:
-            self._cv.wait_for(lambda: not self._committing and not self._queue, timeout=30)
-            self._writer.close()
+        self._writer.close()
         with self._read_lock:
             self._reader.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
 
     def __enter__(self) -> Outbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ---- the group committer ------------------------------------------------------------
-
-    def _submit(self, fn: Callable[[sqlite3.Connection, collections.Counter[str]], T]) -> T:
-        """Run `fn` inside a shared write transaction; return once that transaction is durable.
-
-        The first caller to find no commit running becomes the leader: it takes every queued
-        op, runs them in one transaction (each under a savepoint, so one op's failure does not
-        undo the others) and commits once. Callers arriving meanwhile queue for the next one.
-        """
-        op = _Op(fn)
-        with self._cv:
-            self._queue.append(op)
-            while not op.done:
-                if self._committing:
-                    self._cv.wait()
-                    continue
-                self._committing = True
-                batch, self._queue = self._queue, []
-                self._cv.release()
-                try:
-                    self._commit(batch)
-                except BaseException as exc:  # e.g. KeyboardInterrupt mid-commit
-                    for other in batch:
-                        if not other.done:
-                            other.error, other.done = exc, True
-                    raise
-                finally:
-                    self._cv.acquire()
-                    self._committing = False
-                    self._cv.notify_all()
-        if op.error is not None:
-            raise op.error
-        result: T = op.result
-        return result
-
-    def _commit(self, batch: list[_Op]) -> None:
-        conn = self._writer
-        tally: collections.Counter[str] = collections.Counter()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for op in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    op.result = op.fn(conn, tally)
-                except Exception as exc:  # noqa: BLE001 - handed back to that op's caller
-                    op.error = exc
-                    conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
-            for name, delta in tally.items():
-                conn.execute(
-                    "INSERT INTO counters VALUES (?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                    (name, delta),
-                )
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            failure = self._storage_error(exc)
-            for op in batch:
-                op.error, op.result = failure, None
-        for op in batch:
-            op.done = True
-
-    def _storage_error(self, exc: sqlite3.Error) -> Exception:
-        text = str(exc)
-        if "full" in text:
-            return OutboxFullError(
-                f"outbox {self.path}: the disk is full ({text}); the event was refused, "
-                "nothing already accepted was dropped"
-            )
-        return ConfigError(f"outbox {self.path}: cannot write: {text}")
 
     # ---- accepting events ---------------------------------------------------------------
 
@@ -439,26 +325,6 @@ class Outbox:
         released = self._submit(op)
         self._work.set()
         return released
-
-    def take_sender_lock(self) -> None:
-        """Become this outbox's one sender (an advisory lock the kernel drops on any exit,
-        kill -9 included). Raises ConfigError when another live process holds it."""
-        if self._lock_fd is not None:
-            return
-        lock_path = self.path.with_name(self.path.name + ".sender-lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise ConfigError(
-                f"outbox {self.path} is already being sent by another process (pid {holder}); "
-                "stop it first (the daemon and `emitter outbox drain` must not run together)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
 
     # ---- inspection and repair (the `emitter outbox` commands) ---------------------------
 

@@ -4,14 +4,18 @@ rate-limit gate, per-event deadlines and dead letters; plus `deliver_via_outbox`
 from __future__ import annotations
 
 import collections
+import fcntl
 import json
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from emitter.errors import ConfigError
 from emitter.outbox import Outbox, Row
 from emitter.retry import RetryPolicy, deliver
 from emitter.sinks.base import DeliveryResult, Outcome, Sink
@@ -139,11 +143,13 @@ class Sender:
         self._count_lock = threading.Lock()
         self._counts = {"sent": 0, "retried": 0, "dead": 0, "rate_limited": 0}
         self._progress = threading.Condition()
+        self._lock_fd: int | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.outbox.take_sender_lock()
+        if self._lock_fd is None:
+            self._lock_fd = take_sender_lock(self.outbox.path)
         self.outbox.release_inflight()
         sinks = [self._factory() for _ in range(self._workers)]
         self._threads = [threading.Thread(target=self._dispatch, name="outbox-dispatch")]
@@ -164,7 +170,11 @@ class Sender:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._give_back_queued()
-        return not any(t.is_alive() for t in self._threads)
+        finished = not any(t.is_alive() for t in self._threads)
+        if finished and self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        return finished
 
     def drain(self, timeout: float | None = None) -> bool:
         """Block until no event is pending or inflight (dead letters aside), or `timeout`.
@@ -256,6 +266,26 @@ class Sender:
             return
         self.outbox.mark_retry(row.id, next_at, result.status, reason(result))
         self._count("retried")
+
+
+def take_sender_lock(outbox_path: Path) -> int:
+    """Become the outbox's one sender: an advisory lock the kernel drops on any exit (kill -9
+    included), so releasing inflight rows at start never steals a live sender's work.
+    Returns the lock's descriptor; ConfigError when another live process holds it."""
+    lock_path = outbox_path.with_name(outbox_path.name + ".sender-lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            f"outbox {outbox_path} is already being sent by another process (pid {holder}); "
+            "the daemon and `emitter outbox drain` must not run together"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 def _send(sink: Sink, row: Row) -> DeliveryResult:

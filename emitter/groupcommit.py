@@ -1,0 +1,141 @@
+"""Group commit for one SQLite database: concurrent writers share a transaction and an fsync,
+and each returns only once its own work is durable. Used by the outbox."""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from emitter.errors import ConfigError, OutboxFullError
+
+BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
+# An op gets the connection (inside a transaction) and a tally of counter deltas, which the
+# committer adds to the `counters` table once per transaction, outside the op's savepoint
+# (so an op may count its own refusal and still raise).
+OpFn = Callable[[sqlite3.Connection, "collections.Counter[str]"], T]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode with synchronous=FULL and a generous busy timeout."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: every commit is fsynced before the writer is told it is done, so an
+        # acknowledged event survives a power cut, not just a process crash.
+        conn.execute("PRAGMA synchronous = FULL")
+    except sqlite3.Error as exc:
+        raise ConfigError(f"outbox {path}: cannot open it: {exc}") from exc
+    return conn
+
+
+class _Op:
+    __slots__ = ("fn", "result", "error", "done")
+
+    def __init__(self, fn: OpFn[Any]) -> None:
+        self.fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class GroupCommitter:
+    """Owns the one writing connection of a process to `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path)
+        self._cv = threading.Condition()
+        self._queue: list[_Op] = []
+        self._committing = False
+
+    def executescript(self, script: str) -> None:
+        try:
+            self._conn.executescript(script)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"outbox {self.path}: cannot initialise it: {exc}") from exc
+
+    def close(self) -> None:
+        with self._cv:
+            self._cv.wait_for(lambda: not self._committing and not self._queue, timeout=30)
+            self._conn.close()
+
+    def submit(self, fn: OpFn[T]) -> T:
+        """Run `fn` inside a shared write transaction; return once that transaction is durable.
+
+        The first caller to find no commit running becomes the leader: it takes every queued
+        op, runs them in one transaction (each under a savepoint, so one op's failure does not
+        undo the others) and commits once. Callers arriving meanwhile queue for the next one.
+        """
+        op = _Op(fn)
+        with self._cv:
+            self._queue.append(op)
+            while not op.done:
+                if self._committing:
+                    self._cv.wait()
+                    continue
+                self._lead()
+        if op.error is not None:
+            raise op.error
+        result: T = op.result
+        return result
+
+    def _lead(self) -> None:
+        """Commit everything queued; called and returns with the condition's lock held."""
+        self._committing = True
+        batch, self._queue = self._queue, []
+        self._cv.release()
+        try:
+            self._commit(batch)
+        except BaseException as exc:  # e.g. KeyboardInterrupt mid-commit: free the followers
+            for other in batch:
+                if not other.done:
+                    other.error, other.done = exc, True
+            raise
+        finally:
+            self._cv.acquire()
+            self._committing = False
+            self._cv.notify_all()
+
+    def _commit(self, batch: list[_Op]) -> None:
+        conn = self._conn
+        tally: collections.Counter[str] = collections.Counter()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    op.result = op.fn(conn, tally)
+                except Exception as exc:  # noqa: BLE001 - handed back to that op's caller
+                    op.error = exc
+                    conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+            for name, delta in tally.items():
+                conn.execute(
+                    "INSERT INTO counters VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    (name, delta),
+                )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = self._storage_error(exc)
+            for op in batch:
+                op.error, op.result = failure, None
+        for op in batch:
+            op.done = True
+
+    def _storage_error(self, exc: sqlite3.Error) -> Exception:
+        text = str(exc)
+        if "full" in text:
+            return OutboxFullError(
+                f"outbox {self.path}: the disk is full ({text}); the event was refused, "
+                "nothing already accepted was dropped"
+            )
+        return ConfigError(f"outbox {self.path}: cannot write: {text}")
