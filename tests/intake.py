@@ -322,7 +322,7 @@ class FakeIntake:
                 "id_str": str(event_id),
                 "title": body.get("title"),
                 "text": body.get("text"),
-                "date_happened": body.get("date_happened", int(time.time())),
+                "date_happened": body.get("date_happened") or int(time.time()),
                 "handle": None,
                 "priority": body.get("priority"),
                 "related_event_id": None,
