@@ -22,6 +22,7 @@ from emitter.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EmitterE
 COMMANDS: tuple[str, ...] = (
     # each helper adds its command here once emitter/commands/<name>.py exists
     "fire",
+    "outbox",
     "schema",
 )
 
