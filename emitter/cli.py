@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     # each helper adds its command here once emitter/commands/<name>.py exists
     "fire",
     "outbox",
+    "test",
     "schema",
 )
 

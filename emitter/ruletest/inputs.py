@@ -1,0 +1,168 @@
+"""Turning a test case's inputs into `Firing`s, the way each trigger turns the world into them.
+
+Each input kind goes through the trigger's own code where that code is a pure function (the
+file trigger's `LineMatcher`), so a case exercises what the daemon runs. A mismatch between
+the input kind and the rule's trigger type is a `CaseError` (the case cannot run).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from emitter.errors import UsageError
+from emitter.model import (
+    MISSING,
+    CommandTrigger,
+    FileTrigger,
+    ManualTrigger,
+    Rule,
+    ScheduleTrigger,
+    StdinTrigger,
+    WebhookTrigger,
+)
+from emitter.params import coerce_vars
+from emitter.problems import Problem
+from emitter.ruletest.model import (
+    CommandInput,
+    Input,
+    LinesInput,
+    ParamsInput,
+    ScheduleInput,
+    StdinInput,
+    Step,
+    WebhookInput,
+)
+from emitter.triggers.base import Firing
+from emitter.triggers.linematch import LineMatcher, LineRule
+
+_KIND_FOR_TRIGGER: Mapping[type, str] = {
+    ManualTrigger: "params",
+    FileTrigger: "lines",
+    WebhookTrigger: "webhook",
+    CommandTrigger: "command_results",
+    ScheduleTrigger: "scheduled_times",
+    StdinTrigger: "stdin",
+}
+
+
+class CaseError(Exception):
+    """The case cannot run as written (wrong input kind for the rule's trigger)."""
+
+
+@dataclass
+class InputState:
+    """What a trigger remembers between inputs of one case (line numbers, last command)."""
+
+    next_line: int = 1
+    last_command: tuple[int, str, str] | None = None
+    matcher: LineMatcher | None = None
+    problems: list[Problem] = field(default_factory=list)  # inputs the trigger refused
+    quiet: list[str] = field(default_factory=list)  # why inputs fired nothing
+
+
+def expected_kind(rule: Rule) -> str:
+    return _KIND_FOR_TRIGGER[type(rule.trigger)]
+
+
+def _defaults(rule: Rule) -> dict[str, Any]:
+    return {p.name: p.default for p in rule.params if p.default is not MISSING}
+
+
+def _utc(at: float) -> datetime:
+    return datetime.fromtimestamp(at, timezone.utc)
+
+
+def _manual(rule: Rule, given: ParamsInput, at: float, state: InputState) -> list[Firing]:
+    try:
+        variables = coerce_vars(rule, {}, dict(given.values))
+    except UsageError as exc:
+        state.problems.append(Problem(str(exc), rule_id=rule.id, check="params"))
+        return []
+    return [Firing(rule.id, "manual", variables, at)]
+
+
+def _lines(rule: Rule, given: LinesInput, at: float, state: InputState) -> list[Firing]:
+    trigger = rule.trigger
+    assert isinstance(trigger, FileTrigger)
+    if state.matcher is None:
+        state.matcher = LineMatcher([LineRule(rule.id, trigger.match, trigger.exclude)])
+    chunk = b"".join(line.encode("utf-8") + b"\n" for line in given.lines)
+    hits = state.matcher.scan(chunk, state.next_line)
+    state.next_line += len(given.lines)
+    if len(hits) < len(given.lines):
+        state.quiet.append(f"{len(given.lines) - len(hits)} line(s) did not match")
+    base = _defaults(rule)
+    return [Firing(rule.id, "file", {**base, **hit.groups, "line": hit.line,
+                                     "path": trigger.path, "line_number": hit.line_number}, at)
+            for hit in hits]
+
+
+def _webhook(rule: Rule, given: WebhookInput, at: float, state: InputState) -> list[Firing]:
+    body = given.body
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError as exc:
+            state.problems.append(Problem(
+                f"malformed JSON body: the webhook answers 400 and fires nothing ({exc})",
+                rule_id=rule.id, check="webhook"))
+            return []
+    headers = {k.lower(): v for k, v in given.headers.items()}
+    variables = {**_defaults(rule), "payload": body, "headers": headers,
+                 "query": dict(given.query)}
+    return [Firing(rule.id, "webhook", variables, at)]
+
+
+def _command(rule: Rule, given: CommandInput, at: float, state: InputState) -> list[Firing]:
+    trigger = rule.trigger
+    assert isinstance(trigger, CommandTrigger)
+    firings = []
+    for result in given.results:
+        signature = (result.exit_code, result.stdout, result.stderr)
+        previous, state.last_command = state.last_command, signature
+        if trigger.on == "change" and previous is not None and previous[0] == signature[0]:
+            state.quiet.append("command result unchanged")
+            continue
+        if trigger.on == "failure" and result.exit_code == 0:
+            state.quiet.append("command succeeded (on: failure)")
+            continue
+        variables = {**_defaults(rule), "exit_code": result.exit_code,
+                     "stdout": result.stdout, "stderr": result.stderr,
+                     "duration": result.duration}
+        firings.append(Firing(rule.id, "command", variables, at))
+    return firings
+
+
+def _schedule(rule: Rule, given: ScheduleInput, at: float, state: InputState) -> list[Firing]:
+    return [Firing(rule.id, "schedule", {**_defaults(rule), "scheduled_time": _utc(t)}, t)
+            for t in given.times]
+
+
+def _stdin(rule: Rule, given: StdinInput, at: float, state: InputState) -> list[Firing]:
+    return [Firing(rule.id, "stdin", {**_defaults(rule), "payload": dict(o)}, at)
+            for o in given.objects]
+
+
+def firings_for(rule: Rule, step: Step, state: InputState) -> list[Firing]:
+    """The firings one step produces for `rule` (several for several lines or times)."""
+    given: Input = step.input
+    want = expected_kind(rule)
+    if given.kind != want:
+        kind = getattr(rule.trigger, "type", "?")
+        raise CaseError(f"rule {rule.id!r} has a {kind} trigger: give `{want}:`, "
+                        f"not `{given.kind}:`")
+    if isinstance(given, ParamsInput):
+        return _manual(rule, given, step.at, state)
+    if isinstance(given, LinesInput):
+        return _lines(rule, given, step.at, state)
+    if isinstance(given, WebhookInput):
+        return _webhook(rule, given, step.at, state)
+    if isinstance(given, CommandInput):
+        return _command(rule, given, step.at, state)
+    if isinstance(given, ScheduleInput):
+        return _schedule(rule, given, step.at, state)
+    return _stdin(rule, given, step.at, state)
