@@ -1,0 +1,80 @@
+"""The schemas are found from a checkout and from an installed wheel run elsewhere."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+from emitter.schemas import load_schema, schema_path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_checkout_finds_both_schemas() -> None:
+    for name in ("rules", "event"):
+        assert Path(str(schema_path(name))).name == f"{name}.schema.json"
+        assert load_schema(name)["$schema"].endswith("2020-12/schema")
+    assert load_schema("rules") is load_schema("rules")  # read once
+
+
+def test_unknown_schema_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown schema 'nope'"):
+        schema_path("nope")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_installed_wheel_finds_its_schemas_from_another_directory(tmp_path: Path) -> None:
+    # Build from a copy so the test never writes into the checkout.
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("emitter", "schemas", "rules"):
+        shutil.copytree(REPO / folder, source / folder, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    wheels = tmp_path / "wheels"
+    # --no-build-isolation: hatchling comes from the test extras, so no index is needed.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "-w", str(wheels), str(source)],
+        check=True, cwd=tmp_path,
+    )
+    (wheel,) = wheels.glob("emitter-*.whl")
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    target = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    # Dependencies come from the test venv through a path entry; a path entry does not run
+    # that venv's .pth files, so the editable checkout stays invisible to the new venv.
+    Path(target, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--disable-pip-version-check", "--target", target, str(wheel)],
+        check=True,
+    )
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    probe = (
+        "import emitter, emitter.schemas as s; "
+        "print(emitter.__file__); print(s.schema_path('rules')); "
+        "print(s.load_schema('rules')['title']); print(len(s.load_schema('event')['properties']))"
+    )
+    result = subprocess.run(
+        [str(python), "-c", probe], cwd=elsewhere, check=True, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    package_file, rules_path, title, event_fields = result.stdout.splitlines()
+    assert package_file.startswith(target), "the wheel, not the checkout, must be imported"
+    assert rules_path.startswith(target) and rules_path.endswith("_schemas/rules.schema.json")
+    assert title == "emitter rule file (version 1)"
+    assert event_fields == "9"
