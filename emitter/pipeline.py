@@ -1,0 +1,285 @@
+"""The daemon's dispatch: firings -> rendered, checked, throttled events -> one outbox batch.
+
+`Pipeline.dispatch(firings)` is the `Dispatch` the triggers call. It renders each firing
+(including `when` and `foreach`), checks every event against the event schema (an invalid
+one is logged with its rule id and JSON path, counted, never sent), applies the rule's
+throttle, and commits every surviving event to the outbox in one group-committed batch. It
+returns only once they are durable; OutboxFullError propagates so the trigger does not
+acknowledge what was refused. Summary events of `summary` throttles are built here too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from emitter.errors import InvalidError, OutboxFullError
+from emitter.eventcheck import check_event
+from emitter.logs import log_event
+from emitter.metrics import Metrics
+from emitter.model import Rule
+from emitter.problems import Problem
+from emitter.render import RenderContext, render, render_throttle_key
+from emitter.statestore import StateStore
+from emitter.templates import CompiledRule
+from emitter.throttle import Summary, Throttler
+from emitter.triggers.base import Firing
+
+log = logging.getLogger(__name__)
+
+TITLE_MAX = 100
+TEXT_MAX = 4000
+SUMMARY_KEYS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The rules the daemon runs, by id, with their compiled templates."""
+
+    rules: Mapping[str, Rule] = field(default_factory=dict)
+    compiled: Mapping[str, CompiledRule] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, compiled: Sequence[CompiledRule]) -> RuleSet:
+        return cls({c.rule.id: c.rule for c in compiled}, {c.rule.id: c for c in compiled})
+
+
+def encode(event: Mapping[str, Any]) -> bytes:
+    """The exact bytes stored and sent (UTF-8 JSON, compact)."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass
+class _Batch:
+    items: list[tuple[str, bytes]] = field(default_factory=list)
+    logged: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    firsts: dict[str, Any] = field(default_factory=dict)  # summary-mode first events
+    summaries: list[Summary] = field(default_factory=list)
+
+
+class Enqueue(Protocol):
+    def enqueue(self, items: Sequence[tuple[str, bytes]]) -> Any: ...
+
+
+def context_factory(settings_hostname: str, unified_tags: tuple[str, ...],
+                    environ: Mapping[str, str]) -> Callable[[float], RenderContext]:
+    """RenderContext for a firing at `at` (POSIX seconds)."""
+    def make(at: float) -> RenderContext:
+        return RenderContext(now=datetime.fromtimestamp(at, timezone.utc),
+                             hostname=settings_hostname, unified_tags=unified_tags,
+                             environ=environ)
+    return make
+
+
+class Pipeline:
+    """Routes firings through render -> check -> throttle -> outbox; see the module doc."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        outbox: Enqueue,
+        *,
+        metrics: Metrics,
+        context: Callable[[float], RenderContext],
+        throttler: Throttler | None = None,
+        store: StateStore | None = None,
+    ) -> None:
+        self._ruleset = ruleset
+        self._outbox = outbox
+        self._metrics = metrics
+        self._context = context
+        self._throttler = throttler
+        self._store = store  # keeps the first event of each summary window across restarts
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self._ruleset
+
+    def swap(self, ruleset: RuleSet) -> None:
+        """Use a new rule set from the next firing on (reload)."""
+        self._ruleset = ruleset
+
+    def dispatch(self, firings: Sequence[Firing]) -> None:
+        """The triggers' `Dispatch`: returns once every surviving event is durable."""
+        batch = _Batch()
+        ruleset = self._ruleset
+        for firing in firings:
+            compiled = ruleset.compiled.get(firing.rule_id)
+            if compiled is None:
+                log.warning("firing for an unknown rule dropped", extra={"rule": firing.rule_id})
+                continue
+            self._metrics.inc(compiled.rule.id, "fired")
+            self._one(compiled, firing, batch)
+        self._commit(batch)
+
+    def _one(self, compiled: CompiledRule, firing: Firing, batch: _Batch) -> None:
+        rule, trigger = compiled.rule, firing.trigger
+        at = firing.at or time.time()
+        ctx = self._context(at)
+        outcome = render(compiled, firing.variables, ctx)
+        for problem in outcome.problems:
+            if problem.is_error:
+                self._invalid(rule.id, trigger, problem)
+        if outcome.skipped is not None:
+            self._metrics.inc(rule.id, "skipped")
+            log_event(rule.id, trigger, "skipped", level=logging.DEBUG,
+                      fields={"why": outcome.skipped})
+            return
+        key: str | None = None
+        for event in outcome.events:
+            self._metrics.inc(rule.id, "rendered")
+            errors = [p for p in check_event(event, now=ctx.now, rule=rule) if p.is_error]
+            if errors:
+                for problem in errors:
+                    self._invalid(rule.id, trigger, problem)
+                continue
+            if rule.throttle is not None and self._throttler is not None:
+                if key is None:
+                    key = self._throttle_key(compiled, firing, ctx)
+                    if key is None:
+                        return
+                if not self._admit(rule, key, at, event, trigger, batch):
+                    continue
+            batch.items.append((rule.id, encode(event)))
+            batch.logged.append((rule.id, trigger, {"title": event.get("title", "")}))
+
+    def _throttle_key(self, compiled: CompiledRule, firing: Firing,
+                      ctx: RenderContext) -> str | None:
+        try:
+            return render_throttle_key(compiled, firing.variables, ctx)
+        except InvalidError as exc:
+            for problem in exc.problems or (Problem(str(exc), check="template"),):
+                self._invalid(compiled.rule.id, firing.trigger, problem)
+            return None
+
+    def _admit(self, rule: Rule, key: str, at: float, event: Mapping[str, Any], trigger: str,
+               batch: _Batch) -> bool:
+        assert self._throttler is not None
+        decision = self._throttler.decide(rule, key, at, detail=str(event.get("title", key)))
+        if decision.send:
+            if rule.throttle is not None and rule.throttle.mode == "summary":
+                batch.firsts[_first_key(rule.id, key, decision.window_start)] = dict(event)
+            return True
+        self._metrics.inc(rule.id, "throttled")
+        log_event(rule.id, trigger, "throttled",
+                  fields={"key": key, "count": decision.count})
+        return False
+
+    def _invalid(self, rule_id: str, trigger: str, problem: Problem) -> None:
+        self._metrics.inc(rule_id, "invalid")
+        fields: dict[str, Any] = {"error": problem.message, "check": problem.check}
+        if problem.json_path:
+            fields["path"] = problem.json_path
+        if problem.location:
+            fields["at"] = str(problem.location)
+        log_event(rule_id, trigger, "invalid", level=logging.WARNING, fields=fields)
+
+    def _commit(self, batch: _Batch) -> None:
+        if batch.firsts and self._store is not None:
+            self._store.put_many(_FIRSTS, batch.firsts)
+        if not batch.items:
+            return
+        try:
+            self._outbox.enqueue(batch.items)
+        except OutboxFullError as exc:
+            for rule_id, trigger, _ in batch.logged:
+                self._metrics.inc(rule_id, "refused")
+                log_event(rule_id, trigger, "refused", level=logging.ERROR,
+                          fields={"error": str(exc)})
+            raise
+        for rule_id, trigger, fields in batch.logged:
+            self._metrics.inc(rule_id, "queued")
+            log_event(rule_id, trigger, "queued", fields=fields)
+
+    # ---- summaries (throttle mode `summary`) -------------------------------------------
+
+    def flush_summaries(self, now: float | None = None) -> int:
+        """Commit one summary event per ended window that dropped events; returns how many.
+
+        A summary is forgotten only after its event is durable, so a crash re-sends it
+        rather than loses it."""
+        if self._throttler is None:
+            return 0
+        at = time.time() if now is None else now
+        due = self._throttler.due_summaries(at)
+        if not due:
+            return 0
+        batch = _Batch()
+        ctx = self._context(at)
+        for summary in due:
+            first = self._first_event(summary)
+            event = summary_event(summary, first)
+            rule = self._ruleset.rules.get(summary.rule_id)
+            errors = [p for p in check_event(event, now=ctx.now, rule=rule) if p.is_error]
+            if errors:
+                for problem in errors:
+                    self._invalid(summary.rule_id, "throttle", problem)
+            else:
+                batch.items.append((summary.rule_id, encode(event)))
+                batch.logged.append((summary.rule_id, "throttle",
+                                     {"summary_of": summary.count, "key": summary.key}))
+            batch.summaries.append(summary)
+        self._commit(batch)
+        for summary in batch.summaries:
+            self._throttler.summary_sent(summary)
+        if self._store is not None:
+            self._store.delete(_FIRSTS, [_first_key(s.rule_id, s.key, s.window_start)
+                                         for s in batch.summaries])
+        return len(batch.items)
+
+    def _first_event(self, summary: Summary) -> Mapping[str, Any] | None:
+        if self._store is None:
+            return None
+        found = self._store.get(_FIRSTS, _first_key(summary.rule_id, summary.key,
+                                                    summary.window_start))
+        return found if isinstance(found, dict) else None
+
+
+_FIRSTS = "throttle-first"
+
+
+def _first_key(rule_id: str, key: str, start: float) -> str:
+    return json.dumps([rule_id, key, start])
+
+
+def _fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _window_text(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def summary_event(summary: Summary, first: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The event sent when a `summary` window ends: how many more happened, which ones.
+
+    It keeps the first event's tags, host, source, priority, alert type and aggregation key
+    (so Datadog groups it with the first) and lists the distinct titles folded into it.
+    """
+    first = first or {}
+    span = _window_text(summary.window_end - summary.window_start)
+    base = str(first.get("title") or summary.rule_id)
+    title = _fit(f"{summary.count} more in {span}: {base}", TITLE_MAX)
+    shown = list(summary.distinct_keys[:SUMMARY_KEYS_SHOWN])
+    hidden = len(summary.distinct_keys) - len(shown) + summary.more_distinct
+    listing = "\n".join(f"- {d}" for d in shown) + (f"\n- and {hidden} more" if hidden else "")
+    text = (f"{summary.count} more event(s) of rule {summary.rule_id} (throttle key "
+            f"{summary.key!r}) happened within {span} after the first one and were not "
+            f"sent.\n\nDistinct ones:\n{listing}")
+    if first.get("text"):
+        text += "\n\nThe first event said:\n" + str(first["text"])
+    event: dict[str, Any] = {"title": title, "text": _fit(text, TEXT_MAX)}
+    for name in ("priority", "host", "alert_type", "aggregation_key", "source_type_name"):
+        if name in first:
+            event[name] = first[name]
+    event["tags"] = [*first.get("tags", []), "throttle:summary"]
+    event["date_happened"] = int(summary.window_end)
+    return event
