@@ -40,12 +40,12 @@ def resolve_state_dir(flag: str | None, environ: Mapping[str, str]) -> Path:
     """
     path = choose_state_dir(flag, environ)
     source = "--state-dir" if flag else (STATE_ENV if environ.get(STATE_ENV) else "default")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(_unusable(path, source, "it is not a directory", None))
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(_unusable(path, source, "cannot create it", exc)) from exc
-    if not path.is_dir():
-        raise ConfigError(_unusable(path, source, "it is not a directory", None))
     _probe(path, source)
     return path.resolve()
 
