@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from emitter.problems import Problem
     from emitter.retry import RetryPolicy
     from emitter.sinks.base import DeliveryResult, Sink
+    from emitter.templates import CompiledRule
 
 MAX_VARS_FILE = 1024 * 1024
 NO_KEY_HINT = "use --dry-run (or --sink stdout) to print the event instead of posting it"
@@ -91,23 +92,13 @@ def run(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]] | None:
     """The checked events to send ([] when `when` is false); None after printing problems."""
     from emitter.eventcheck import check_event
-    from emitter.loader import load_rules
     from emitter.params import coerce_vars
     from emitter.render import RenderContext, render
-    from emitter.templates import compile_rule
 
-    loaded = load_rules(args.paths)
-    rule = loaded.rule(args.rule)
-    if not loaded.ok:
-        _invalid(loaded.problems)
-        return None
-    if rule is None:
-        raise UsageError(_unknown_rule(args.rule, [r.id for r in loaded.rules]))
-    compiled, problems = compile_rule(rule)
+    compiled = _compile(args)
     if compiled is None:
-        _invalid(problems)
         return None
-    _show(loaded.problems, args.quiet)  # warnings only, by now
+    rule = compiled.rule
     variables = coerce_vars(rule, _parse_vars(args.var), _read_vars_file(args.vars_file))
     now = datetime.now(timezone.utc)
     context = RenderContext(now=now, hostname=settings.hostname,
@@ -125,6 +116,27 @@ def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]
         return None
     _show([*outcome.problems, *found], args.quiet)
     return list(outcome.events)
+
+
+def _compile(args: argparse.Namespace) -> CompiledRule | None:
+    """The requested rule, loaded and compiled; None after printing problems. Any error in
+    the files loaded counts (as `validate` would say), not only the requested rule's."""
+    from emitter.loader import load_rules
+    from emitter.templates import compile_rule
+
+    loaded = load_rules(args.paths)
+    if not loaded.ok:
+        _invalid(loaded.problems)
+        return None
+    rule = loaded.rule(args.rule)
+    if rule is None:
+        raise UsageError(_unknown_rule(args.rule, [r.id for r in loaded.rules]))
+    compiled, problems = compile_rule(rule)
+    if compiled is None:
+        _invalid(problems)
+        return None
+    _show(loaded.problems, args.quiet)  # warnings only, by now
+    return compiled
 
 
 def _invalid(problems: Sequence[Problem]) -> None:
