@@ -180,8 +180,12 @@ class _Builder:
         self._seen: set[int] = set()
         self._active: set[int] = set()
         self._expanded = 0
+        self._alias_site: Mark = (1, 1)
 
     def build(self, node: Node, where: JsonPath, depth: int, expanding: bool) -> Any:
+        if not expanding and id(node) in self._seen:
+            # An alias: the composer forgot where it was written; its container did not.
+            self._alias_site = self.marks.get(where[:-1], _mark(node))
         self._enter(node, depth, expanding)
         expanding = expanding or id(node) in self._seen
         self._seen.add(id(node))
@@ -212,7 +216,7 @@ class _Builder:
             self._expanded += 1
             if self._expanded > MAX_ALIAS_NODES:
                 raise _Abort(_problem(
-                    self.path, line, col,
+                    self.path, *self._alias_site,
                     f"aliases expand to more than {MAX_ALIAS_NODES} values (an alias bomb?); "
                     "write the values out or share them through `defaults`",
                 ))
