@@ -1,0 +1,117 @@
+"""Generate a deterministic application log and 100 file-trigger rules for the benchmarks.
+
+    python benchmarks/gen_log.py OUT.log [--lines 1000000] [--seed 7]
+
+Most lines are INFO chatter; about 3 % match one of the 100 rule regexes (named groups
+included) and about 1 % are near misses that share a rule's words but do not match.
+`RULES` (rule id, regex) is importable so the benchmark and tests use the same set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+from collections.abc import Iterator
+
+SERVICES = (
+    "payments", "orders", "auth", "search", "billing",
+    "inventory", "shipping", "catalog", "gateway", "reports",
+)
+
+# One family per kind of problem; each family is instantiated once per service.
+FAMILIES: tuple[tuple[str, str], ...] = (
+    (r"ERROR \[{s}\] request (?P<request_id>[0-9a-f]{{8}}) failed: (?P<reason>.+)",
+     "ERROR [{s}] request {hex} failed: {reason}"),
+    (r"WARN \[{s}\] slow query took (?P<ms>\d+)ms on table (?P<table>\w+)",
+     "WARN [{s}] slow query took {n}ms on table {word}"),
+    (r"^\S+ (?P<host>[\w.-]+) {s}: disk usage (?P<pct>\d+)% on (?P<mount>/\S*)",
+     "{host} {s}: disk usage {pct}% on /var/lib/{word}"),
+    (r"\[{s}\] user (?P<user>\w+) login failed from (?P<ip>\d+\.\d+\.\d+\.\d+)",
+     "[{s}] user {word} login failed from {ip}"),
+    (r"{s} circuit breaker (?P<state>open|half-open) after (?P<failures>\d+) failures",
+     "{s} circuit breaker {state} after {n} failures"),
+    (r"(?i)\[{s}\] out of memory: killed pid (?P<pid>\d+)",
+     "[{s}] Out Of Memory: killed pid {n}"),
+    (r"\[{s}\] deploy (?P<version>v\d+\.\d+\.\d+) (?:finished|rolled back) by (?P<actor>\w+)",
+     "[{s}] deploy v{n}.{pct}.{n} rolled back by {word}"),
+    (r"\[{s}\] (?:connection (?:refused|reset)|timeout) talking to (?P<peer>[\w.-]+):(?P<port>\d+)",
+     "[{s}] connection reset talking to {host}:{n}"),
+    (r"CRITICAL \[{s}\] (?P<what>.+)",
+     "CRITICAL [{s}] {reason}"),
+    (r"\[{s}\] queue (?P<queue>\w+) depth (?P<depth>\d+) exceeds limit",
+     "[{s}] queue {word} depth {n} exceeds limit"),
+)
+
+# Lines that share words with the rules but must not match any of them.
+NEAR_MISSES = (
+    "WARN [{s}] slow query took long on table {word}",
+    "[{s}] user {word} login succeeded from {ip}",
+    "{s} circuit breaker closed after {n} successes",
+    "[{s}] queue {word} depth {n} within limit",
+    "ERROR [{s}] request {word} failed",
+)
+
+RULES: tuple[tuple[str, str], ...] = tuple(
+    (f"{s}-{i}", regex.format(s=s))
+    for i, (regex, _) in enumerate(FAMILIES)
+    for s in SERVICES
+)
+
+WORDS = ("alpha", "bravo", "carol", "delta", "users", "ledger", "cache", "sessions", "éclair")
+PATHS = ("/api/v1/items", "/api/v1/orders", "/healthz", "/api/v2/search", "/login")
+
+
+def _fill(template: str, rnd: random.Random) -> str:
+    return template.format(
+        s=rnd.choice(SERVICES),
+        hex=f"{rnd.getrandbits(32):08x}",
+        reason=rnd.choice(("upstream timeout", "bad gateway", "db locked", "quota exceeded")),
+        n=rnd.randint(1, 99999),
+        word=rnd.choice(WORDS),
+        host=f"web-{rnd.randint(1, 40)}.prod",
+        pct=rnd.randint(80, 99),
+        ip=".".join(str(rnd.randint(1, 254)) for _ in range(4)),
+        state=rnd.choice(("open", "half-open")),
+    )
+
+
+def lines(count: int, seed: int = 7) -> Iterator[str]:
+    rnd = random.Random(seed)
+    for i in range(count):
+        ts = f"2026-11-26T{(i // 36000) % 24:02d}:{(i // 600) % 60:02d}:{(i // 10) % 60:02d}.{i % 1000:03d}Z"
+        roll = rnd.random()
+        if roll < 0.03:
+            _, template = rnd.choice(FAMILIES)
+            body = _fill(template, rnd)
+        elif roll < 0.04:
+            body = _fill(rnd.choice(NEAR_MISSES), rnd)
+        else:
+            body = (
+                f"INFO [{rnd.choice(SERVICES)}] handled GET {rnd.choice(PATHS)}/{rnd.randint(1, 99999)}"
+                f" status=200 duration_ms={rnd.randint(1, 900)} user={rnd.choice(WORDS)}"
+            )
+        yield f"{ts} {body}"
+
+
+def write(path: str, count: int, seed: int = 7) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        out.writelines(line + "\n" for line in lines(count, seed))
+
+
+def compiled_rules() -> list[tuple[str, re.Pattern[str]]]:
+    return [(rule_id, re.compile(regex)) for rule_id, regex in RULES]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    write(args.out, args.lines, args.seed)
+    print(f"wrote {args.lines} lines to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""A small durable key/value store for trigger and throttle state (SQLite, WAL mode).
+
+Values are JSON. It lives in its own file in the state directory (`state.sqlite3`), apart
+from the outbox. Writes commit before returning; with WAL and `synchronous=NORMAL` a commit
+survives a crash of the process (a power loss may lose the last few, which then re-fire:
+at-least-once). One connection, guarded by a lock, so any thread may call it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from emitter.errors import ConfigError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID
+"""
+
+
+class StateStore:
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL"):
+            raise ValueError(f"bad synchronous mode {synchronous!r}")
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the state store {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def get(self, namespace: str, key: str) -> Any | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
+            ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def items(self, namespace: str) -> dict[str, Any]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM kv WHERE namespace = ?", (namespace,)
+            ).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def put(self, namespace: str, key: str, value: Any) -> None:
+        self.put_many(namespace, {key: value})
+
+    def put_many(
+        self, namespace: str, values: Mapping[str, Any], *, delete: Iterable[str] = ()
+    ) -> None:
+        """Write all of `values` and remove the `delete` keys in one transaction."""
+        rows = [(namespace, k, json.dumps(v, separators=(",", ":"))) for k, v in values.items()]
+        gone = [(namespace, k) for k in delete]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO kv (namespace, key, value) VALUES (?, ?, ?)", rows
+                )
+                self._db.executemany("DELETE FROM kv WHERE namespace = ? AND key = ?", gone)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def delete(self, namespace: str, keys: Iterable[str]) -> None:
+        self.put_many(namespace, {}, delete=keys)
+
+    def close(self) -> None:
+        """Idempotent."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,273 @@
+"""The `file` trigger: follows log files like `tail -F` and fires rules on matching lines.
+
+One thread polls every followed file every `poll_interval` seconds (0.25 s by default; no
+inotify: polling is portable and a quarter second is well within an event's latency budget).
+Rules on the same file (and the same `from_beginning`) share one reader and one
+`LineMatcher`, so the file is read once whatever the number of rules.
+
+- Start: at the end of the file (after its last complete line) unless `from_beginning`, or
+  at the position saved in the `StateStore` when the file is still the same (inode).
+- Rotation by rename: when the path names a new inode, the old file is read to its end
+  (a last line without newline is taken as a line), then the new file from its start.
+- Truncation: a size below our position restarts at offset 0, line 1 (copytruncate).
+- Partial lines wait for their newline; lines longer than 1 MiB are split there.
+- Invalid UTF-8 is decoded with U+FFFD replacements: a line is never lost.
+- Position (inode, offset, line number) is saved only after `dispatch` returned for the
+  firings of the lines before it; on a dispatch error the file waits (with back-off) and the
+  same lines are tried again, so a restart neither re-fires nor misses lines.
+
+Variables: the regex's named groups, then `line`, `path` (as configured) and `line_number`
+(1-based), which win over groups of the same name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from emitter.model import FileTrigger, Rule
+from emitter.statestore import StateStore
+from emitter.triggers.base import Backoff, Dispatch, Firing, OnError, RunnerBase
+from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
+
+MAX_LINE = 1 << 20
+CHUNK = 4 << 20
+BATCH = 500  # firings per dispatch call: a failure re-sends at most this many lines' worth
+_NS = "file"
+
+
+@dataclass
+class _Position:
+    dev: int
+    inode: int
+    offset: int  # start of the first line not yet handled
+    line: int  # number of lines before `offset`
+
+
+class _Tail:
+    """One followed file and the rules that watch it."""
+
+    def __init__(self, path: str, rules: Sequence[Rule], from_beginning: bool) -> None:
+        self.path = path
+        self.rule_ids = tuple(r.id for r in rules)
+        self.line_rules = [_line_rule(r) for r in rules]
+        self.from_beginning = from_beginning
+        self.state_key = f"{os.path.abspath(path)}|{'begin' if from_beginning else 'end'}"
+        self.matcher: LineMatcher | None = None
+        self.fh: BinaryIO | None = None
+        self.pos: _Position | None = None
+        self.missing_reported = False
+        self.waited = False
+        self.backoff = Backoff()
+        self.retry_at = 0.0
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+        self.fh = None
+
+
+def _line_rule(rule: Rule) -> LineRule:
+    trig = rule.trigger
+    assert isinstance(trig, FileTrigger)
+    return LineRule(rule.id, trig.match, trig.exclude)
+
+
+class FileTailRunner(RunnerBase):
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        dispatch: Dispatch,
+        on_error: OnError,
+        store: StateStore,
+        *,
+        poll_interval: float = 0.25,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__("file", on_error)
+        self._dispatch = dispatch
+        self._store = store
+        self._poll = poll_interval
+        self._clock = clock
+        groups: dict[tuple[str, bool], list[Rule]] = {}
+        for rule in rules:
+            trig = rule.trigger
+            if isinstance(trig, FileTrigger):
+                groups.setdefault((trig.path, trig.from_beginning), []).append(rule)
+        self.tails = [_Tail(p, rs, begin) for (p, begin), rs in groups.items()]
+
+    def start(self) -> None:
+        self._start_thread(self._run)
+
+    def stop(self, timeout: float) -> None:
+        super().stop(timeout)
+        for tail in self.tails:
+            tail.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll_once()
+            self._stop.wait(self._poll)
+
+    def poll_once(self) -> int:
+        """Read every file once up to its end; return the number of firings dispatched."""
+        total = 0
+        for tail in self.tails:
+            if self._clock() < tail.retry_at:
+                continue
+            try:
+                total += self._poll_tail(tail)
+            except OSError as exc:
+                tail.close()
+                self._failed(tail, f"cannot read {tail.path}: {exc.strerror or exc}")
+            except Exception as exc:  # noqa: BLE001 - dispatch errors: retry the same lines
+                self._failed(tail, f"{tail.path}: lines not accepted, will retry: {exc}")
+        return total
+
+    def _failed(self, tail: _Tail, message: str) -> None:
+        tail.retry_at = self._clock() + tail.backoff.failed()
+        self.report(tail.rule_ids[0] if len(tail.rule_ids) == 1 else None, message)
+
+    # ---- opening, rotation, truncation --------------------------------------------------
+
+    def _poll_tail(self, tail: _Tail) -> int:
+        if tail.fh is None and not self._open(tail):
+            return 0
+        fired = self._read_to_end(tail)
+        try:
+            st = os.stat(tail.path)
+        except FileNotFoundError:
+            return fired  # renamed away, new one not yet created: keep the old one open
+        assert tail.fh is not None and tail.pos is not None
+        if (st.st_dev, st.st_ino) != (tail.pos.dev, tail.pos.inode):
+            fired += self._read_to_end(tail)  # whatever was appended before the rename
+            fired += self._flush_partial(tail)
+            tail.close()
+            tail.pos = None
+            if self._open(tail, rotated=True):
+                fired += self._read_to_end(tail)
+        elif os.fstat(tail.fh.fileno()).st_size < tail.pos.offset:
+            tail.pos = _Position(tail.pos.dev, tail.pos.inode, 0, 0)
+            self._save(tail)
+            fired += self._read_to_end(tail)
+        return fired
+
+    def _open(self, tail: _Tail, rotated: bool = False) -> bool:
+        try:
+            fh = open(tail.path, "rb")  # noqa: SIM115 - kept open across polls
+        except FileNotFoundError:
+            tail.waited = True
+            if not tail.missing_reported:
+                tail.missing_reported = True
+                self.report(tail.rule_ids[0], f"{tail.path}: no such file; waiting for it")
+            return False
+        tail.missing_reported = False
+        st = os.fstat(fh.fileno())
+        tail.fh = fh
+        # A file that appears after we started waiting for it is new: read it whole.
+        tail.pos = self._start_position(tail, fh, st, rotated or tail.waited)
+        if tail.matcher is None:
+            tail.matcher = LineMatcher(tail.line_rules, _sample(fh, st.st_size))
+        return True
+
+    def _start_position(
+        self, tail: _Tail, fh: BinaryIO, st: os.stat_result, rotated: bool
+    ) -> _Position:
+        saved = self._store.get(_NS, tail.state_key)
+        if saved and (saved["dev"], saved["inode"]) == (st.st_dev, st.st_ino):
+            if saved["offset"] <= st.st_size:
+                return _Position(st.st_dev, st.st_ino, saved["offset"], saved["line"])
+            return _Position(st.st_dev, st.st_ino, 0, 0)  # truncated while we were away
+        if rotated or saved or tail.from_beginning:
+            # A new file after a rotation (seen now, or while we were stopped) is read whole.
+            return _Position(st.st_dev, st.st_ino, 0, 0)
+        offset, lines = _end_of_last_line(fh, st.st_size)
+        pos = _Position(st.st_dev, st.st_ino, offset, lines)
+        self._store.put(_NS, tail.state_key, pos.__dict__)
+        return pos
+
+    # ---- reading and dispatching ---------------------------------------------------------
+
+    def _read_to_end(self, tail: _Tail) -> int:
+        fired = 0
+        while not self._stop.is_set():
+            assert tail.fh is not None and tail.pos is not None
+            tail.fh.seek(tail.pos.offset)
+            data = tail.fh.read(CHUNK)
+            cut = data.rfind(b"\n") + 1
+            if cut > 0:
+                fired += self._handle(tail, data[:cut], cut)
+            elif len(data) >= MAX_LINE:  # an endless line: take its first MiB as a line
+                fired += self._handle(tail, data[:MAX_LINE] + b"\n", MAX_LINE)
+            else:
+                break
+            if len(data) < CHUNK:
+                break
+        tail.backoff.succeeded()
+        return fired
+
+    def _flush_partial(self, tail: _Tail) -> int:
+        """The old file of a rotation ends without a newline: take the rest as a line."""
+        assert tail.fh is not None and tail.pos is not None
+        tail.fh.seek(tail.pos.offset)
+        rest = tail.fh.read(MAX_LINE)
+        return self._handle(tail, rest + b"\n", len(rest)) if rest else 0
+
+    def _handle(self, tail: _Tail, lines: bytes, consumed: int) -> int:
+        """Fire for `lines` (read at the saved position) and advance past `consumed` bytes."""
+        assert tail.matcher is not None and tail.pos is not None
+        hits = tail.matcher.scan(lines, tail.pos.line + 1)
+        base_offset, base_line = tail.pos.offset, tail.pos.line
+        for i in range(0, len(hits), BATCH):
+            batch = hits[i : i + BATCH]
+            self._dispatch([self._firing(tail, h) for h in batch])
+            self.counted(len(batch))
+            last = batch[-1]
+            if i + BATCH < len(hits):  # more batches follow: save the place reached so far
+                tail.pos.offset = base_offset + min(last.end, consumed)
+                tail.pos.line = last.line_number
+                self._save(tail)
+        tail.pos.offset = base_offset + consumed
+        tail.pos.line = base_line + lines.count(b"\n", 0, consumed)
+        if consumed < len(lines):
+            tail.pos.line += 1  # the forced line of an endless line or a rotation's last line
+        self._save(tail)
+        return len(hits)
+
+    def _firing(self, tail: _Tail, hit: LineHit) -> Firing:
+        variables: dict[str, Any] = dict(hit.groups)
+        variables.update(line=hit.line, path=tail.path, line_number=hit.line_number)
+        return Firing(hit.rule_id, "file", variables, self._clock())
+
+    def _save(self, tail: _Tail) -> None:
+        assert tail.pos is not None
+        self._store.put(_NS, tail.state_key, dict(tail.pos.__dict__))
+
+
+def _sample(fh: BinaryIO, size: int) -> bytes:
+    """Up to 64 KiB from the end of the file: what the log looks like, for key choice."""
+    fh.seek(max(0, size - (64 << 10)))
+    data = fh.read(64 << 10)
+    fh.seek(0)
+    return data
+
+
+def _end_of_last_line(fh: BinaryIO, size: int) -> tuple[int, int]:
+    """(offset just past the last newline, number of lines before it)."""
+    lines = 0
+    last_nl = -1
+    fh.seek(0)
+    offset = 0
+    while offset < size:
+        block = fh.read(min(CHUNK, size - offset))
+        if not block:
+            break
+        lines += block.count(b"\n")
+        idx = block.rfind(b"\n")
+        if idx >= 0:
+            last_nl = offset + idx
+        offset += len(block)
+    return last_nl + 1, lines

@@ -1,0 +1,368 @@
+"""Matching many rules' regexes over a chunk of log lines without a Python loop per line.
+
+Every file rule's regex is analysed for a *required literal*: text that any match must
+contain (e.g. ``"] slow query took "`` in ``WARN \\[db\\] slow query took (?P<ms>\\d+)ms``),
+or a set of alternatives when the literal sits in a ``(a|b)`` branch. One combined byte
+regex of those literals runs over the whole raw chunk (C speed); only the lines it hits are
+decoded (UTF-8, ``errors="replace"``) and tried with the candidate rules' full regexes.
+Line numbers come from ``bytes.count(b"\\n")`` between hits, also C speed.
+
+Which substring of a literal becomes the search key is chosen so its first byte is rare in a
+sample of the log, because the regex engine's scan cost is the number of positions whose
+byte could start a key. Rules without any extractable literal (``\\d+ ms``, ``^.*$``) fall
+back to trying their regex on every line: correct, but at Python-loop speed.
+
+Exactness: a line yields exactly the same hits as the naive loop (every rule's ``search``
+on every decoded line, then ``exclude``); the literal stage only ever over-approximates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from re import _constants as sre_c  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
+
+_MAX_KEY = 24  # bytes: longer keys do not filter better but cost more per attempt
+# ASCII letters that Unicode IGNORECASE also matches to non-ASCII characters (K → KELVIN
+# SIGN, s → LONG S, i → dotted/dotless i): a byte search for them could miss, so a
+# case-insensitive literal never uses them.
+_CI_UNSAFE = frozenset("iIkKsS")
+_REPEATS = (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, getattr(sre_c, "POSSESSIVE_REPEAT", None))
+
+
+@dataclass(frozen=True)
+class LineRule:
+    rule_id: str
+    match: re.Pattern[str]
+    exclude: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
+class LineHit:
+    rule_id: str
+    line_number: int  # 1-based line number in the file
+    line: str  # decoded, without the line ending
+    groups: Mapping[str, str | None]
+    end: int  # offset in the scanned chunk just past the line's b"\n"
+
+
+@dataclass(frozen=True)
+class _Lit:
+    text: str
+    ci: bool  # matched case-insensitively
+
+
+Fact = tuple[_Lit, ...]  # at least one of these literals is in every matching line
+
+
+class _Walker:
+    """Collects required-literal facts from one sequence of a parsed pattern."""
+
+    def __init__(self, ci: bool) -> None:
+        self.ci = ci
+        self.facts: list[Fact] = []
+        self._run: list[str] = []
+
+    def _flush(self) -> None:
+        if self._run:
+            self.facts.append((_Lit("".join(self._run), self.ci),))
+            self._run = []
+
+    def walk(self, items: Iterable[tuple[Any, Any]]) -> _Walker:
+        for op, av in items:
+            self._item(op, av)
+        self._flush()
+        return self
+
+    def _item(self, op: Any, av: Any) -> None:
+        if op is sre_c.LITERAL:
+            ch = chr(av)
+            if ch in "\n\ufffd" or (self.ci and (ch in _CI_UNSAFE or not ch.isascii())):
+                self._flush()
+            else:
+                self._run.append(ch)
+        elif op is sre_c.AT:
+            pass  # zero width: the characters around it stay adjacent
+        elif op is sre_c.SUBPATTERN:
+            _group, add, remove, sub = av
+            if add or remove:
+                self._flush()
+                ci = (self.ci or bool(add & re.IGNORECASE)) and not remove & re.IGNORECASE
+                self.facts.extend(_Walker(ci).walk(sub).facts)
+            else:
+                for sub_op, sub_av in sub:
+                    self._item(sub_op, sub_av)
+        elif op in _REPEATS:
+            self._flush()
+            low, _high, sub = av
+            if low >= 1:
+                self.facts.extend(_Walker(self.ci).walk(sub).facts)
+        elif op is sre_c.BRANCH:
+            self._flush()
+            self._branch(av[1])
+        else:
+            self._flush()
+
+    def _branch(self, alternatives: Sequence[Any]) -> None:
+        union: list[_Lit] = []
+        for alt in alternatives:
+            best = best_fact(_Walker(self.ci).walk(alt).facts)
+            if best is None:
+                return  # one alternative needs no literal: the branch guarantees nothing
+            union.extend(best)
+        self.facts.append(tuple(union))
+
+
+def best_fact(facts: Sequence[Fact]) -> Fact | None:
+    """The most selective fact: longest shortest alternative, then fewest alternatives."""
+    if not facts:
+        return None
+    return max(facts, key=lambda f: (min(len(lit.text) for lit in f), -len(f)))
+
+
+def required_facts(pattern: re.Pattern[str]) -> list[Fact]:
+    """Every fact found: each a set of literals one of which any match of `pattern` contains."""
+    try:
+        parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    except Exception:  # noqa: BLE001 - an unanalysable pattern simply takes the slow path
+        return []
+    ci = bool(parsed.state.flags & re.IGNORECASE)
+    return _Walker(ci).walk(parsed).facts
+
+
+def required_literals(pattern: re.Pattern[str]) -> Fact | None:
+    """The most selective required literal(s) of `pattern`, or None if none is known."""
+    return best_fact(required_facts(pattern))
+
+
+# ---- choosing search keys ------------------------------------------------------------------
+# The regex engine finds a pattern with a literal first byte at bytes.find speed, but a set of
+# different first bytes costs several times that per byte. So keys are grouped by their first
+# byte, one regex per group, and the few first bytes are chosen (a greedy set cover) to be rare
+# in a sample of the log while still covering every rule.
+
+_PRIOR = bytearray(8 for _ in range(256))  # bytes seen in typical logs are common ...
+for _b in b" 0123456789etaoinsrhldcumfpgwybvk.:-/=_,[]()\"'":
+    _PRIOR[_b] = 40
+for _b in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+    _PRIOR[_b] = 4  # ... uppercase letters and rare punctuation much less so
+_SCAN_COST = 300.0  # an attempt at every occurrence of a first byte, relative to one pass
+
+
+def byte_frequencies(sample: bytes) -> list[float]:
+    """Relative frequency of each byte value: the sample's counts smoothed by a log prior."""
+    total = len(sample) or 1
+    weight = 0.02 if sample else 1.0
+    return [sample.count(bytes((b,))) / total + weight * _PRIOR[b] / 4096 for b in range(256)]
+
+
+def _units(lit: _Lit) -> dict[int, frozenset[int]]:
+    """Start positions of usable keys in `lit` and the first bytes each needs searched."""
+    data = lit.text.encode("utf-8")
+    units: dict[int, frozenset[int]] = {}
+    for i in range(len(data) - min(len(data), 3) + 1):
+        b = data[i]
+        folded = {b, ord(chr(b).swapcase())} if lit.ci and chr(b).isalpha() else {b}
+        units[i] = frozenset(folded)
+    return units
+
+
+def _covered(fact: Fact, chosen: set[int]) -> bool:
+    return all(any(u <= chosen for u in _units(lit).values()) for lit in fact)
+
+
+def _choose_bytes(facts: Sequence[Sequence[Fact]], freq: Sequence[float]) -> set[int]:
+    chosen: set[int] = set()
+    uncovered = set(range(len(facts)))
+    candidates = {
+        u for rule in facts for fact in rule for lit in fact for u in _units(lit).values()
+    }
+    while uncovered:
+        best: tuple[float, frozenset[int]] | None = None
+        for unit in candidates - {frozenset((b,)) for b in chosen}:
+            trial = chosen | unit
+            gain = sum(1 for r in uncovered if any(_covered(f, trial) for f in facts[r]))
+            cost = sum(1.0 + _SCAN_COST * freq[b] for b in unit - chosen)
+            if gain and (best is None or gain / cost > best[0]):
+                best = (gain / cost, unit)
+        if best is None:
+            break
+        chosen |= best[1]
+        uncovered = {r for r in uncovered if not any(_covered(f, chosen) for f in facts[r])}
+    return chosen
+
+
+def _key_for(lit: _Lit, chosen: set[int], freq: Sequence[float]) -> tuple[bytes, float] | None:
+    data = lit.text.encode("utf-8")
+    usable = [(sum(freq[b] for b in u), i) for i, u in _units(lit).items() if u <= chosen]
+    if not usable:
+        return None
+    cost, i = min(usable)
+    return data[i : i + _MAX_KEY], cost
+
+
+def _pick_keys(
+    facts: Sequence[Fact], chosen: set[int], freq: Sequence[float], sample: bytes
+) -> list[tuple[bytes, bool]] | None:
+    best: tuple[float, list[tuple[bytes, bool]]] | None = None
+    for fact in facts:
+        keys: list[tuple[bytes, bool]] = []
+        total = 0.0
+        for lit in fact:
+            found = _key_for(lit, chosen, freq)
+            if found is None:
+                break
+            key, cost = found
+            hay = sample.lower() if lit.ci else sample
+            total += cost + 50.0 * hay.count(key.lower() if lit.ci else key) / (len(sample) or 1)
+            keys.append((key, lit.ci))
+        else:
+            if best is None or total < best[0]:
+                best = (total, keys)
+    return None if best is None else best[1]
+
+
+def _group_regex(first: int, keys: Sequence[tuple[bytes, bool]]) -> re.Pattern[bytes]:
+    alternatives = []
+    for key, ci in sorted(keys, key=lambda k: (-len(k[0]), k)):
+        rest = re.escape(key[1:])
+        alternatives.append(b"(?i:" + rest + b")" if ci and rest else rest)
+    return re.compile(re.escape(bytes((first,))) + b"(?:" + b"|".join(alternatives) + b")")
+
+
+class LineMatcher:
+    """Finds, for a chunk of whole lines, every (line, rule) the naive loop would find."""
+
+    def __init__(self, rules: Sequence[LineRule], sample: bytes = b"") -> None:
+        self.rules = tuple(rules)
+        freq = byte_frequencies(sample)
+        facts = [required_facts(rule.match) for rule in self.rules]
+        chosen = _choose_bytes(facts, freq)
+        keys: dict[tuple[bytes, bool], set[int]] = {}
+        slow: list[int] = []
+        for index, rule_facts in enumerate(facts):
+            picked = _pick_keys(rule_facts, chosen, freq, sample)
+            if picked is None:
+                slow.append(index)
+                continue
+            for key in picked:
+                keys.setdefault(key, set()).add(index)
+        self.slow_rules = tuple(slow)
+        self._build_prefilter(keys)
+
+    def _build_prefilter(self, keys: Mapping[tuple[bytes, bool], set[int]]) -> None:
+        self.keys = tuple(sorted(keys))
+        # A hit on key K at a position also means every key that is a prefix of K (case
+        # folded, to over-approximate) starts there: a group's alternation reports only the
+        # longest key at each position.
+        implied: dict[bytes, frozenset[int]] = {}
+        for key, ci in self.keys:
+            rules: set[int] = set()
+            for other, other_ci in self.keys:
+                if key.lower().startswith(other.lower()):
+                    rules |= keys[(other, other_ci)]
+            folded = key.lower() if ci else key
+            implied[folded] = frozenset(rules) | implied.get(folded, frozenset())
+        self._implied = implied
+        self._any_ci = any(ci for _, ci in self.keys)
+        groups: dict[int, list[tuple[bytes, bool]]] = {}
+        for key, ci in self.keys:
+            first = key[0]
+            cased = ci and chr(first).isalpha()
+            for b in {first, ord(chr(first).swapcase())} if cased else {first}:
+                groups.setdefault(b, []).append((key, ci))
+        self._groups = tuple(_group_regex(b, ks) for b, ks in sorted(groups.items()))
+
+    @property
+    def fast_rule_count(self) -> int:
+        return len(self.rules) - len(self.slow_rules)
+
+    def scan(self, chunk: bytes, first_line_number: int) -> list[LineHit]:
+        """Hits in `chunk` (whole lines, each ending in b"\\n"), ordered by line then rule."""
+        found: list[tuple[int, int, LineHit]] = []
+        if self._groups:
+            self._scan_fast(chunk, first_line_number, found)
+        if self.slow_rules:
+            self._scan_slow(chunk, first_line_number, found)
+            found.sort(key=lambda item: (item[0], item[1]))
+        return [hit for _, _, hit in found]
+
+    def _candidate_lines(self, chunk: bytes) -> dict[int, set[int]]:
+        """Start offset of every line holding a key → the rules that line might match."""
+        lines: dict[int, set[int]] = {}
+        implied, any_ci, rfind = self._implied, self._any_ci, chunk.rfind
+        for group in self._groups:
+            search = group.search
+            m = search(chunk)
+            while m is not None:
+                text = m.group()
+                rules = implied.get(text)
+                if any_ci:
+                    rules = (rules or frozenset()) | implied.get(text.lower(), frozenset())
+                if rules:
+                    start = rfind(b"\n", 0, m.start()) + 1
+                    lines.setdefault(start, set()).update(rules)
+                m = search(chunk, m.start() + 1)
+        return lines
+
+    def _scan_fast(self, chunk: bytes, line_no: int, out: list[tuple[int, int, LineHit]]) -> None:
+        counted = 0
+        for start, candidates in sorted(self._candidate_lines(chunk).items()):
+            line_no += chunk.count(b"\n", counted, start)
+            counted = start
+            end = chunk.find(b"\n", start)
+            end = end if end >= 0 else len(chunk)
+            line = _decode(chunk[start:end])
+            for index in sorted(candidates):
+                hit = self._match(index, line, line_no, end + 1)
+                if hit is not None:
+                    out.append((line_no, index, hit))
+
+    def _match(self, index: int, line: str, line_no: int, end: int) -> LineHit | None:
+        return _try(self.rules[index], line, line_no, end)
+
+    def _scan_slow(self, chunk: bytes, line_no: int, out: list[tuple[int, int, LineHit]]) -> None:
+        for offset, (line, end) in enumerate(_split(chunk)):
+            for index in self.slow_rules:
+                hit = self._match(index, line, line_no + offset, end)
+                if hit is not None:
+                    out.append((line_no + offset, index, hit))
+
+
+def _try(rule: LineRule, line: str, line_no: int, end: int) -> LineHit | None:
+    m = rule.match.search(line)
+    if m is None or (rule.exclude is not None and rule.exclude.search(line)):
+        return None
+    return LineHit(rule.rule_id, line_no, line, m.groupdict(), end)
+
+
+def _split(chunk: bytes) -> list[tuple[str, int]]:
+    """Each decoded line of `chunk` with the offset just past its end."""
+    out: list[tuple[str, int]] = []
+    start = 0
+    for raw in chunk.split(b"\n"):
+        start += len(raw) + 1
+        out.append((_decode(raw), start))
+    if chunk.endswith(b"\n") or not chunk:
+        out.pop()
+    return out
+
+
+def _decode(raw: bytes) -> str:
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    return raw.decode("utf-8", "replace")
+
+
+def naive_scan(rules: Sequence[LineRule], chunk: bytes, first_line_number: int) -> list[LineHit]:
+    """The reference: every rule's regex on every line. Tests compare `LineMatcher` to it."""
+    hits: list[LineHit] = []
+    for offset, (line, end) in enumerate(_split(chunk)):
+        for rule in rules:
+            hit = _try(rule, line, first_line_number + offset, end)
+            if hit is not None:
+                hits.append(hit)
+    return hits
