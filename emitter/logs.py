@@ -38,8 +38,14 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        # Very short "secrets" would mask ordinary words; real keys are long.
-        self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
+        self._secrets: tuple[str, ...] = ()
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        # Very short "secrets" would mask ordinary words; real keys are long. Longest first,
+        # so a secret containing another is masked whole.
+        found = {*self._secrets, *(s for s in secrets if s and len(s) >= 4)}
+        self._secrets = tuple(sorted(found, key=len, reverse=True))
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -130,6 +136,15 @@ def configure(
     logger.setLevel(level.upper())
     logger.propagate = False
     return handler
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Mask more values (e.g. webhook tokens read once the rules are known) from now on."""
+    values = list(secrets)
+    for handler in logging.getLogger(ROOT).handlers:
+        for flt in handler.filters:
+            if isinstance(flt, RedactingFilter):
+                flt.add(values)
 
 
 _event_logger = logging.getLogger(f"{ROOT}.event")
