@@ -89,7 +89,8 @@ def test_tag_format_warns_with_place(tmp_path: Path, tag: str, words: str) -> No
 
 def test_rendered_example_tags_are_checked_too(tmp_path: Path) -> None:
     params = "      service: {type: string, example: Payments Service}\n"
-    event = '      title: "t {{ service }}"\n      text: "x"\n      tags: ["service:{{ service }}"]\n'
+    event = ('      title: "t {{ service }}"\n      text: "x"\n'
+             '      tags: ["service:{{ service }}"]\n')
     problems = _lint(tmp_path, _rule(event, params))
     assert [p.check for p in problems] == ["tag-format"]
     assert "'service:Payments Service' (rendered from the examples)" in problems[0].message

@@ -213,7 +213,8 @@ def read_test_file(path: str) -> tuple[TestFile | None, list[Problem]]:
     try:
         file_now = reader.time(data.get("now", DEFAULT_NOW), ("now",))
     except _Bad as bad:
-        return None, [bad.problem]
+        problems.append(bad.problem)
+        file_now = parse_time(DEFAULT_NOW)
     for i, case in enumerate(data["tests"]):
         try:
             cases.append(reader.case(case, ("tests", i), file_now))

@@ -13,15 +13,13 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from emitter.loader import load_rules
 from emitter.metrics import Metrics
 from emitter.model import Rule
-from emitter.pipeline import Pipeline, RuleSet
+from emitter.pipeline import Pipeline, RuleSet, context_factory
 from emitter.problems import Problem
-from emitter.render import RenderContext
 from emitter.ruletest.compare import judge
 from emitter.ruletest.inputs import CaseError, InputState, firings_for
 from emitter.ruletest.model import (
@@ -93,14 +91,9 @@ class CaseRunner:
 
     def __init__(self, loaded: LoadedRules, hostname: str, env: Mapping[str, str]) -> None:
         self.loaded = loaded
-        self.ruleset = RuleSet(dict(loaded.rules), dict(loaded.compiled))
-        self.hostname = hostname
-        self.env = dict(env)
-        self.tags = unified_tags(self.env)
-
-    def _context(self, at: float) -> RenderContext:
-        return RenderContext(datetime.fromtimestamp(at, timezone.utc), self.hostname,
-                             self.tags, self.env)
+        self.ruleset = RuleSet.of(list(loaded.compiled.values()))
+        env = dict(env)
+        self.context = context_factory(hostname, unified_tags(env), env)
 
     def run(self, case: TestCase) -> CaseResult:
         started = time.perf_counter()
@@ -128,8 +121,8 @@ class CaseRunner:
         store = StateStore(":memory:")
         outbox = MemoryOutbox()
         metrics = Metrics()
-        pipeline = Pipeline(self.ruleset, outbox, metrics=metrics, context=self._context,
-                            throttler=Throttler(store, clock))
+        pipeline = Pipeline(self.ruleset, outbox, metrics=metrics, context=self.context,
+                            throttler=Throttler(store, clock), store=store)
         state = InputState()
         log = _ProblemLog()
         logger = logging.getLogger(_EVENT_LOGGER)
