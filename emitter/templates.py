@@ -1,0 +1,319 @@
+"""The sandboxed Jinja2 environment, and compiling every template of a rule when it loads.
+
+Each template string becomes one of three compiled forms, chosen by what the text needs:
+`Constant` (no Jinja markup at all), `Substitution` (only literal text and `{{ name }}`
+placeholders) and `JinjaTemplate` (anything else). The first two skip Jinja at render time;
+tests/test_templates.py proves they render exactly what Jinja renders.
+"""
+
+from __future__ import annotations
+
+import json
+import linecache
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from types import TracebackType
+from typing import Any, TypeAlias
+
+import jinja2
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from emitter.model import FieldValue, Rule, Tmpl
+from emitter.problems import Location, Problem
+
+# Output-size bounds for the two operators that can multiply memory in one step
+# (`'x' * 10**9`, `9 ** 10**9`); `range()` is already capped by the sandbox.
+MAX_SEQUENCE_RESULT = 1_000_000
+MAX_POWER_BITS = 100_000
+
+_MARKERS = ("{{", "{%", "{#")
+_SIMPLE_PLACEHOLDER = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
+# Names Jinja treats as literals, operators or special objects: never a plain variable.
+_NOT_PLAIN_NAMES = frozenset(
+    {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is",
+     "if", "else", "elif", "for", "endfor", "self", "loop", "caller", "varargs", "kwargs",
+     "super", "recursive", "import", "from", "as", "with", "without", "context"}
+)
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    """JSON without the HTML escaping of Jinja's builtin `tojson` (events are not HTML)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, default=str)
+
+
+def _timestamp(value: Any) -> int:
+    """POSIX seconds from a datetime, an ISO 8601 string or a number (for date_happened)."""
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, str):
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    raise TypeError(f"timestamp expects a datetime, an ISO 8601 string or a number, not {value!r}")
+
+
+def _is_sized(value: Any) -> bool:
+    return isinstance(value, (str, list, tuple, bytes))
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox plus bounds on `*` and `**`, so a template cannot exhaust memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*" and (_is_sized(left) or _is_sized(right)):
+            seq, times = (left, right) if _is_sized(left) else (right, left)
+            if isinstance(times, int) and len(seq) * times > MAX_SEQUENCE_RESULT:
+                raise SecurityError(f"'*' would build more than {MAX_SEQUENCE_RESULT} items")
+        if (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and right > 0
+            and abs(left) > 1
+            and left.bit_length() * right > MAX_POWER_BITS
+        ):
+            raise SecurityError(f"'**' result would exceed {MAX_POWER_BITS} bits")
+        return super().call_binop(context, operator, left, right)
+
+
+def _make_environment() -> jinja2.Environment:
+    env = _Sandbox(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        # Keep a final newline: constant strings (which skip Jinja) keep theirs too.
+        keep_trailing_newline=True,
+    )
+    env.filters["tojson"] = _tojson
+    env.filters["timestamp"] = _timestamp
+    env.globals.pop("lipsum", None)  # filler text has no place in an event
+    return env
+
+
+ENV = _make_environment()
+# What every render scope starts from (the sandbox's builtins such as range, dict, namespace).
+BASE_SCOPE: Mapping[str, Any] = dict(ENV.globals)
+
+
+# ---- compiled forms -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constant:
+    source: Tmpl
+    text: str
+
+    def render(self, scope: dict[str, Any]) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Substitution:
+    """Literal text with `{{ name }}` placeholders: `head` + (value, tail) for each pair."""
+
+    source: Tmpl
+    head: str
+    pairs: tuple[tuple[str, str], ...]
+
+    def render(self, scope: dict[str, Any]) -> str:
+        parts = [self.head]
+        for name, tail in self.pairs:
+            try:
+                value = scope[name]
+            except KeyError:
+                raise UndefinedError(f"{name!r} is undefined") from None
+            parts.append(value if type(value) is str else str(value))
+            parts.append(tail)
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
+class JinjaTemplate:
+    source: Tmpl
+    template: jinja2.Template
+
+    def render(self, scope: dict[str, Any]) -> str:
+        # A shared context reads `scope` directly instead of copying it for every template.
+        context = self.template.new_context(scope, shared=True)
+        return "".join(self.template.root_render_func(context))
+
+    def template_line(self, tb: TracebackType | None) -> int:
+        """The template's own line number of the innermost template frame in `tb` (1-based)."""
+        line = 1
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<template>":
+                line = self.template.get_corresponding_lineno(tb.tb_lineno)
+            tb = tb.tb_next
+        return line
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A Jinja expression (`when`, `foreach`) evaluated to a Python value."""
+
+    source: Tmpl
+    evaluate: Callable[..., Any]
+
+    def __call__(self, scope: dict[str, Any]) -> Any:
+        return self.evaluate(scope)
+
+
+CompiledTemplate: TypeAlias = Constant | Substitution | JinjaTemplate
+CompiledField: TypeAlias = CompiledTemplate | tuple[CompiledTemplate, ...] | int
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    fields: tuple[tuple[str, CompiledField], ...]  # event field name -> compiled value, in order
+    when: Expression | None = None
+    foreach: Expression | None = None
+    throttle_key: CompiledTemplate | None = None
+    info: Mapping[str, str] | None = None  # `rule` in the template context: id, description
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+# ---- compiling ----------------------------------------------------------------------------
+
+
+def _split_simple(text: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """Split literal-and-`{{ name }}` text, or None when only Jinja can render it faithfully."""
+    if "\r" in text:  # Jinja normalises newlines in literal text
+        return None
+    pieces = _SIMPLE_PLACEHOLDER.split(text)
+    literals, names = pieces[0::2], pieces[1::2]
+    if any(name in _NOT_PLAIN_NAMES for name in names):
+        return None
+    for i, literal in enumerate(literals):
+        if any(marker in literal for marker in _MARKERS):
+            return None
+        # "{" right before a placeholder would make Jinja see "{{{" and lex it differently.
+        if i < len(names) and literal.endswith("{"):
+            return None
+    return literals[0], tuple(zip(names, literals[1:], strict=True))
+
+
+@lru_cache(maxsize=4096)
+def _jinja_template(text: str) -> jinja2.Template:
+    # Rules often repeat one template ("service:{{ service }}"); compiled templates are
+    # immutable, so one compile serves every rule that uses the text.
+    return ENV.from_string(text)
+
+
+@lru_cache(maxsize=1024)
+def _jinja_expression(text: str) -> Callable[..., Any]:
+    return ENV.compile_expression(text, undefined_to_none=False)
+
+
+def compile_template(tmpl: Tmpl) -> CompiledTemplate:
+    """Compile one template; raises jinja2's TemplateSyntaxError on bad syntax."""
+    text = tmpl.text
+    if not any(marker in text for marker in _MARKERS) and "\r" not in text:
+        return Constant(tmpl, text)
+    simple = _split_simple(text)
+    if simple is not None:
+        return Substitution(tmpl, simple[0], simple[1])
+    return JinjaTemplate(tmpl, _jinja_template(text))
+
+
+def compile_expression(tmpl: Tmpl) -> Expression:
+    """Compile a `when`/`foreach` expression (no `{{ }}` around it)."""
+    return Expression(tmpl, _jinja_expression(tmpl.text))
+
+
+def location_in(tmpl: Tmpl, line: int) -> Location:
+    """The file place of line `line` (1-based) of a template that starts at `tmpl.location`.
+
+    Only called on error paths, so it may read the rule file: for a block scalar (`|`, `>`)
+    the template's first line is the file line after the indicator.
+    """
+    loc = tmpl.location
+    linecache.checkcache(loc.path)  # the file may have changed since a previous error
+    source = linecache.getline(loc.path, loc.line)
+    block = source[loc.col - 1:loc.col] in ("|", ">")
+    if line <= 1 and not block:
+        return loc
+    file_line = loc.line + line - (0 if block else 1)
+    text = linecache.getline(loc.path, file_line)
+    indent = len(text) - len(text.lstrip(" ")) if text.strip() else 0
+    return Location(loc.path, file_line, indent + 1)
+
+
+def syntax_problem(tmpl: Tmpl, exc: TemplateSyntaxError, rule_id: str, what: str) -> Problem:
+    return Problem(
+        message=f"template syntax error in {what}: {exc.message}",
+        location=location_in(tmpl, exc.lineno or 1),
+        rule_id=rule_id,
+        check="template",
+    )
+
+
+def _compile_field(name: str, value: FieldValue, rule_id: str,
+                   problems: list[Problem]) -> CompiledField | None:
+    if isinstance(value, Tmpl):
+        try:
+            return compile_template(value)
+        except TemplateSyntaxError as exc:
+            problems.append(syntax_problem(value, exc, rule_id, name))
+            return None
+    if isinstance(value, tuple):
+        items: list[CompiledTemplate] = []
+        for index, item in enumerate(value):
+            compiled = _compile_field(f"{name}[{index}]", item, rule_id, problems)
+            if isinstance(compiled, (Constant, Substitution, JinjaTemplate)):
+                items.append(compiled)
+        return tuple(items)
+    return value
+
+
+def _compile_expr(tmpl: Tmpl | None, what: str, rule_id: str,
+                  problems: list[Problem]) -> Expression | None:
+    if tmpl is None:
+        return None
+    try:
+        return compile_expression(tmpl)
+    except TemplateSyntaxError as exc:
+        problems.append(syntax_problem(tmpl, exc, rule_id, what))
+        return None
+
+
+def compile_rule(rule: Rule) -> tuple[CompiledRule | None, list[Problem]]:
+    """Compile every template of `rule`; (None, problems) when any has a syntax error."""
+    problems: list[Problem] = []
+    fields: list[tuple[str, CompiledField]] = []
+    for name, value in rule.event.items():
+        compiled = _compile_field(name, value, rule.id, problems)
+        if compiled is not None:
+            fields.append((name, compiled))
+    when = _compile_expr(rule.when, "when", rule.id, problems)
+    foreach = _compile_expr(rule.foreach, "foreach", rule.id, problems)
+    key: CompiledTemplate | None = None
+    if rule.throttle is not None:
+        compiled_key = _compile_field("throttle.key", rule.throttle.key, rule.id, problems)
+        if isinstance(compiled_key, (Constant, Substitution, JinjaTemplate)):
+            key = compiled_key
+    if problems:
+        return None, problems
+    info = {"id": rule.id, "description": rule.description}
+    return CompiledRule(rule, tuple(fields), when, foreach, key, info), problems
+
+
+def compile_rules(rules: tuple[Rule, ...] | list[Rule]) -> tuple[tuple[CompiledRule, ...],
+                                                                 list[Problem]]:
+    """Compile every rule; rules with template syntax errors are left out, their problems kept."""
+    compiled: list[CompiledRule] = []
+    problems: list[Problem] = []
+    for rule in rules:
+        result, found = compile_rule(rule)
+        problems.extend(found)
+        if result is not None:
+            compiled.append(result)
+    return tuple(compiled), problems

@@ -1,0 +1,174 @@
+"""The sandboxed environment, the three compiled forms, and compile-time problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+
+from emitter.model import ManualTrigger, Rule, Throttle, Tmpl
+from emitter.problems import Location
+from emitter.templates import (
+    BASE_SCOPE,
+    ENV,
+    Constant,
+    JinjaTemplate,
+    Substitution,
+    compile_rule,
+    compile_rules,
+    compile_template,
+)
+
+
+def tmpl(text: str, line: int = 1, col: int = 1, path: str = "r.yaml") -> Tmpl:
+    return Tmpl(text, Location(path, line, col))
+
+
+def rule(rule_id: str = "r", **event: object) -> Rule:
+    fields = {"title": tmpl("t"), "text": tmpl("x")}
+    fields.update(event)  # type: ignore[arg-type]
+    return Rule(id=rule_id, location=Location("r.yaml", 1, 3), trigger=ManualTrigger(),
+                event=fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("plain text", Constant),
+        ("a } b { c", Constant),
+        ("Deployed {{ service }} {{version}}", Substitution),
+        ("{{ true }}", JinjaTemplate),
+        ("{{ loop }}", JinjaTemplate),
+        ("{{ a.b }}", JinjaTemplate),
+        ("{{ a | upper }}", JinjaTemplate),
+        ("{{- a }}", JinjaTemplate),
+        ("a\r\nb", JinjaTemplate),
+        ("{% if a %}x{% endif %}", JinjaTemplate),
+        ("{# note #}x", JinjaTemplate),
+    ],
+)
+def test_the_cheapest_faithful_form_is_chosen(text: str, kind: type) -> None:
+    assert type(compile_template(tmpl(text))) is kind
+
+
+def _jinja(text: str, scope: dict[str, object]) -> tuple[str, str]:
+    try:
+        return "ok", ENV.from_string(text).render(scope)
+    except TemplateSyntaxError:
+        return "syntax", ""
+    except UndefinedError:
+        return "undefined", ""
+
+
+def _ours(text: str, scope: dict[str, object]) -> tuple[str, str]:
+    try:
+        compiled = compile_template(tmpl(text))
+    except TemplateSyntaxError:
+        return "syntax", ""
+    try:
+        return "ok", compiled.render({**BASE_SCOPE, **scope})
+    except UndefinedError:
+        return "undefined", ""
+
+
+PIECES = ["{{ x }}", "{{x}}", "{{ y }}", "{{ missing }}", "{{ true }}", "{{ none }}",
+          "{{ loop }}", "{{ range }}", "{", "}", "{{", "}}", "{%", "%}", "#", "{#", "-",
+          "text", " ", "\n", "\r\n", "\r", "é", "\t", "{{\tx\t}}", "{{ x}}"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=8))
+def test_fast_forms_render_exactly_what_jinja_renders(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    scope = {"x": 12, "y": "s\n", "true": "shadow", "loop": "L"}
+    assert _ours(text, scope) == _jinja(text, scope)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ joiner.__init__.__globals__.os }}",
+        "{{ namespace.__init__.__globals__ }}",
+        "{{ 'x' * 100000000 }}",
+        "{{ 9 ** 9999999 }}",
+        "{{ [1] * 2000000 }}",
+    ],
+)
+def test_escapes_and_memory_bombs_raise_security_errors(text: str) -> None:
+    compiled = compile_template(tmpl(text))
+    with pytest.raises(SecurityError):
+        compiled.render(dict(BASE_SCOPE))
+
+
+def test_small_products_still_work() -> None:
+    compiled = compile_template(tmpl("{{ '-' * 3 }}{{ 2 ** 10 }}{{ 3 * 4 }}"))
+    assert compiled.render(dict(BASE_SCOPE)) == "---102412"
+
+
+def test_the_environment_is_sandboxed_strict_and_unescaped() -> None:
+    assert isinstance(ENV, jinja2.sandbox.ImmutableSandboxedEnvironment)
+    assert ENV.undefined is jinja2.StrictUndefined
+    assert compile_template(tmpl("{{ a }}<&>")).render({"a": "<b>"}) == "<b><&>"
+    assert "lipsum" not in BASE_SCOPE
+    with pytest.raises(SecurityError):  # the immutable sandbox: no list.append
+        compile_template(tmpl("{{ l.append(1) }}")).render({**BASE_SCOPE, "l": []})
+
+
+def test_custom_filters() -> None:
+    out = compile_template(tmpl("{{ d | tojson }} {{ 1700000000.9 | timestamp }}"))
+    assert out.render({**BASE_SCOPE, "d": {"b": "<é>", "a": 1}}) == (
+        '{"a": 1, "b": "<é>"} 1700000000'
+    )
+    iso = compile_template(tmpl("{{ '2024-01-01T00:00:00Z' | timestamp }}"))
+    assert iso.render(dict(BASE_SCOPE)) == "1704067200"
+
+
+def test_compile_rule_keeps_the_rule_and_every_field() -> None:
+    r = rule(tags=(tmpl("a:{{ b }}"), tmpl("c")), date_happened=1700000000)
+    compiled, problems = compile_rule(r)
+    assert problems == [] and compiled is not None
+    assert compiled.rule is r
+    fields = dict(compiled.fields)
+    assert fields["date_happened"] == 1700000000
+    assert [type(t) for t in fields["tags"]] == [Substitution, Constant]  # type: ignore[union-attr]
+    assert compiled.info == {"id": "r", "description": ""}
+
+
+def test_syntax_errors_in_every_kind_of_template_are_placed() -> None:
+    r = Rule(
+        id="bad", location=Location("r.yaml", 1, 3), trigger=ManualTrigger(),
+        event={"title": tmpl("{{ x ", 4, 12), "text": tmpl("ok"),
+               "tags": (tmpl("fine"), tmpl("{% if %}", 7, 9))},
+        when=tmpl("x ==", 9, 11), foreach=tmpl("[1,", 10, 14),
+        throttle=Throttle(key=tmpl("{{ }}", 12, 10), window=60.0),
+    )
+    compiled, problems = compile_rule(r)
+    assert compiled is None
+    places = [(p.location.line, p.location.col, p.check, p.rule_id) for p in problems
+              if p.location]
+    assert places == [(4, 12, "template", "bad"), (7, 9, "template", "bad"),
+                      (9, 11, "template", "bad"), (10, 14, "template", "bad"),
+                      (12, 10, "template", "bad")]
+    assert "tags[1]" in problems[1].message and "when" in problems[2].message
+
+
+def test_a_syntax_error_in_a_block_scalar_points_at_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("rules:\n  - text: |\n      line one\n      {{ oops }\n", encoding="utf-8")
+    r = rule(text=Tmpl("line one\n{{ oops }\n", Location(str(path), 2, 11)))
+    _, problems = compile_rule(r)
+    assert [(p.location.line, p.location.col) for p in problems if p.location] == [(4, 7)]
+
+
+def test_compile_rules_keeps_the_good_and_reports_the_bad() -> None:
+    good, bad = rule("good"), rule("bad", title=tmpl("{{"))
+    compiled, problems = compile_rules([good, bad])
+    assert [c.id for c in compiled] == ["good"]
+    assert [p.rule_id for p in problems] == ["bad"]
