@@ -122,7 +122,7 @@ def test_rotation_by_rename_finishes_old_then_reads_new(tmp_path: Path, make: Ma
     h = make(tmp_path, [rule("r", log)])
     h.poll()
     append(log, "ERROR E1 before\n")
-    writer = open(log, "ab")  # the application keeps writing to its old descriptor
+    writer = open(log, "ab")  # noqa: SIM115 - the application keeps writing to its old descriptor
     os.rename(log, tmp_path / "app.log.1")
     writer.write(b"ERROR E2 after rename\nERROR E3 no newline")
     writer.close()
