@@ -129,12 +129,14 @@ class Sender:
         policy: RetryPolicy = OUTBOX_POLICY,
         claim_batch: int = 32,
         rng: random.Random | None = None,
+        idle_poll: float = IDLE_POLL,
     ) -> None:
         self.outbox = outbox
         self._factory = sink_factory
         self._workers = max(1, workers)
         self._policy = policy
         self._batch = max(1, claim_batch)
+        self._idle_poll = idle_poll
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.gate = Gate(policy, self._rng)
         self._queue = _Handoff(capacity=self._workers * 2)
@@ -216,8 +218,8 @@ class Sender:
     def _idle_wait(self) -> float:
         due = self.outbox.next_due()
         if due is None:
-            return IDLE_POLL
-        return min(IDLE_POLL, max(0.001, due - time.time()))
+            return self._idle_poll
+        return min(self._idle_poll, max(0.001, due - time.time()))
 
     def _give_back_queued(self) -> None:
         self.outbox.unclaim(row.id for row in self._queue.take_all())
