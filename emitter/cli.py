@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "outbox",
     "test",
     "schema",
+    "exec",
 )
 
 
