@@ -11,7 +11,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from emitter import durations, loader, triggerspec
+from emitter import durations, loader, ruleschema, triggerspec
 from emitter.schemas import load_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,3 +130,6 @@ def test_rule_instances(patch: dict[str, Any], valid: bool) -> None:
     document = {"version": 1, "rules": [{**BASE, **patch}]}
     errors = list(Draft202012Validator(SCHEMA).iter_errors(document))
     assert (errors == []) is valid, [e.message for e in errors]
+    # The loader validates with local $refs inlined (faster): it must agree, error for error.
+    inlined = list(ruleschema._validator().iter_errors(document))
+    assert sorted(e.message for e in inlined) == sorted(e.message for e in errors)

@@ -1,0 +1,68 @@
+"""Load 1,000 rules in 100 files with emitter.loader, against plain yaml.load with libyaml
+(no positions, no checks) on the same files in the same run. Run: python benchmarks/bench_load.py"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from emitter.loader import load_rules
+
+RULE = """\
+  - id: deploy-{n}
+    description: A deploy finished
+    trigger: {{type: manual}}
+    params:
+      service: {{type: string, example: payments}}
+      version: {{type: string, example: "1.4.2"}}
+      outcome: {{type: string, enum: [success, failure], example: success}}
+    when: "outcome in ['success', 'failure']"
+    event:
+      title: "Deployed {{{{ service }}}} {{{{ version }}}}"
+      text: "%%% \\n**{{{{ service }}}}** {{{{ version }}}} finished: *{{{{ outcome }}}}*\\n %%%"
+      alert_type: "{{{{ 'success' if outcome == 'success' else 'error' }}}}"
+      tags: ["service:{{{{ service }}}}", "version:{{{{ version }}}}"]
+      aggregation_key: "deploy-{{{{ service }}}}"
+"""
+
+
+def make(folder: Path, files: int = 100, per_file: int = 10) -> None:
+    for f in range(files):
+        head = "version: 1\ndefaults:\n  event: {tags: [\"team:platform\"]}\nrules:\n"
+        body = "".join(RULE.format(n=f * per_file + i) for i in range(per_file))
+        (folder / f"rules{f:03}.yaml").write_text(head + body)
+
+
+def timed(fn: Callable[[], object], repeat: int = 7) -> tuple[float, float]:
+    """(best, median) wall time in milliseconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return min(times), statistics.median(times)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make(folder)
+        files = sorted(folder.glob("*.yaml"))
+        result = load_rules([tmp])
+        assert len(result.rules) == 1000 and not result.problems, result.problems[:3]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        base = timed(lambda: [yaml.load(p.read_text(), Loader=loader) for p in files])
+        ours = timed(lambda: load_rules([tmp]))
+        print(f"plain yaml.load (libyaml): best {base[0]:.0f} ms, median {base[1]:.0f} ms")
+        print(f"emitter load_rules:        best {ours[0]:.0f} ms, median {ours[1]:.0f} ms")
+        ratios = ours[0] / base[0], ours[1] / base[1]
+        print(f"ratio emitter / plain: best {ratios[0]:.2f}, median {ratios[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
