@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "fire",
     "outbox",
     "test",
+    "replay",
     "schema",
     "exec",
 )

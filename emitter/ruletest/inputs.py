@@ -68,7 +68,7 @@ def expected_kind(rule: Rule) -> str:
     return _KIND_FOR_TRIGGER[type(rule.trigger)]
 
 
-def _defaults(rule: Rule) -> dict[str, Any]:
+def param_defaults(rule: Rule) -> dict[str, Any]:
     return {p.name: p.default for p in rule.params if p.default is not MISSING}
 
 
@@ -95,7 +95,7 @@ def _lines(rule: Rule, given: LinesInput, at: float, state: InputState) -> list[
     state.next_line += len(given.lines)
     if len(hits) < len(given.lines):
         state.quiet.append(f"{len(given.lines) - len(hits)} line(s) did not match")
-    base = _defaults(rule)
+    base = param_defaults(rule)
     return [Firing(rule.id, "file", {**base, **hit.groups, "line": hit.line,
                                      "path": trigger.path, "line_number": hit.line_number}, at)
             for hit in hits]
@@ -112,7 +112,7 @@ def _webhook(rule: Rule, given: WebhookInput, at: float, state: InputState) -> l
                 rule_id=rule.id, check="webhook"))
             return []
     headers = {k.lower(): v for k, v in given.headers.items()}
-    variables = {**_defaults(rule), "payload": body, "headers": headers,
+    variables = {**param_defaults(rule), "payload": body, "headers": headers,
                  "query": dict(given.query)}
     return [Firing(rule.id, "webhook", variables, at)]
 
@@ -130,7 +130,7 @@ def _command(rule: Rule, given: CommandInput, at: float, state: InputState) -> l
         if trigger.on == "failure" and result.exit_code == 0:
             state.quiet.append("command succeeded (on: failure)")
             continue
-        variables = {**_defaults(rule), "exit_code": result.exit_code,
+        variables = {**param_defaults(rule), "exit_code": result.exit_code,
                      "stdout": result.stdout, "stderr": result.stderr,
                      "duration": result.duration}
         firings.append(Firing(rule.id, "command", variables, at))
@@ -138,12 +138,12 @@ def _command(rule: Rule, given: CommandInput, at: float, state: InputState) -> l
 
 
 def _schedule(rule: Rule, given: ScheduleInput, at: float, state: InputState) -> list[Firing]:
-    return [Firing(rule.id, "schedule", {**_defaults(rule), "scheduled_time": _utc(t)}, t)
+    return [Firing(rule.id, "schedule", {**param_defaults(rule), "scheduled_time": _utc(t)}, t)
             for t in given.times]
 
 
 def _stdin(rule: Rule, given: StdinInput, at: float, state: InputState) -> list[Firing]:
-    return [Firing(rule.id, "stdin", {**_defaults(rule), "payload": dict(o)}, at)
+    return [Firing(rule.id, "stdin", {**param_defaults(rule), "payload": dict(o)}, at)
             for o in given.objects]
 
 
