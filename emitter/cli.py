@@ -21,6 +21,8 @@ from emitter.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EmitterE
 # Order is the order `emitter --help` lists them in.
 COMMANDS: tuple[str, ...] = (
     # each helper adds its command here once emitter/commands/<name>.py exists
+    "validate",
+    "render",
     "fire",
     "outbox",
     "test",

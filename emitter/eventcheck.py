@@ -29,9 +29,6 @@ API_MAX_AGE = 18 * 3600  # today's API answers "Event too far in the past" beyon
 API_MAX_AHEAD = 2 * 3600
 MILLISECONDS_FLOOR = 10**11  # seconds past this are in the year 5138: surely milliseconds
 
-# Datadog's tag convention (reference/datadog-events.md, "Tags").
-_TAG_SHAPE = re.compile(r"[^\W\d_][\w\-:./]*")
-TAG_MAX = 200
 
 # ---- the fast verdict ---------------------------------------------------------------------
 
@@ -286,54 +283,13 @@ def date_problems(event: Mapping[str, Any], now: datetime, rule: Rule | None) ->
     return []
 
 
-def _tag_warning(tag: str) -> str | None:
-    if not tag:
-        return "empty tag"
-    if len(tag) > TAG_MAX:
-        return f"tag is {len(tag)} characters; Datadog keeps at most {TAG_MAX}"
-    if tag.endswith(":"):
-        return f"tag {tag!r} ends with ':'; Datadog drops or rewrites it"
-    if not _TAG_SHAPE.fullmatch(tag):
-        return (f"tag {tag!r} does not start with a letter or has characters other than "
-                "letters, digits and _ - : . / (Datadog rewrites them to _)")
-    if not tag.startswith(("host:", "device:")) and tag != tag.lower():
-        return f"tag {tag!r} has capitals; Datadog lowercases tags"
-    return None
-
-
-def tag_problems(event: Mapping[str, Any], rule: Rule | None) -> list[Problem]:
-    """Warnings for tags Datadog will rewrite; a tag is still sent as written."""
-    tags = event.get("tags")
-    if not isinstance(tags, list):
-        return []
-    problems = []
-    for index, tag in enumerate(tags):
-        if isinstance(tag, str) and (message := _tag_warning(tag)) is not None:
-            path = f"$.tags[{index}]"
-            problems.append(Problem(message, _field_location(rule, path), Severity.WARNING,
-                                    rule.id if rule else None, path, "tag"))
-    return problems
-
-
-def _tags_look_fine(event: Mapping[str, Any]) -> bool:
-    tags = event.get("tags")
-    if not isinstance(tags, list):
-        return True
-    shape = _TAG_SHAPE.fullmatch
-    for tag in tags:
-        if not isinstance(tag, str) or len(tag) > TAG_MAX or tag.endswith(":") or not shape(tag):
-            return False
-        if tag != tag.lower() and not tag.startswith(("host:", "device:")):
-            return False
-    return True
-
-
 def check_event(event: Mapping[str, Any], *, now: datetime,
                 rule: Rule | None = None) -> list[Problem]:
-    """Every problem of `event` as it would be sent; errors and warnings, each with its place."""
+    """Every problem of `event` as it would be sent; errors and warnings, each with its place.
+
+    Tags and source names Datadog would rewrite are lint warnings (emitter.lint), not here.
+    """
     problems = [] if _validators()[1](event) else schema_problems(event, rule)
     if "date_happened" in event:
         problems.extend(date_problems(event, now, rule))
-    if "tags" in event and not _tags_look_fine(event):
-        problems.extend(tag_problems(event, rule))
     return problems

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from emitter.errors import UsageError
 from emitter.model import (
@@ -191,22 +192,33 @@ EXAMPLE_TEXT = "example"
 def trigger_variables(rule: Rule, now: datetime | None = None) -> dict[str, Any]:
     """Sample values for what the rule's trigger provides, so validate can render it.
 
-    manual: nothing. file: `line`, `path`, `line_number` and every named group of `match`
-    (each "example"). webhook: `payload`, `headers`, `query` (all {}). schedule:
-    `scheduled_time` (`now`, or 2024-01-01 UTC when not given).
-    command: `exit_code` 0, `stdout` "", `stderr` "", `duration` 0.0. stdin: `payload` {}.
-    A param's example with the same name overrides these.
+    The names match emitter/triggers/*: manual: nothing. file: every named group of `match`
+    ("example"), then `line` ("example"), `path` and `line_number` (1). webhook: `payload`,
+    `headers`, `query` (all {}). schedule: `scheduled_time` (ISO text of `now` in the rule's
+    zone), `scheduled_timestamp`, `timezone`. command: `exit_code` 0, `stdout`/`stderr` "",
+    `duration` 0.0, `timed_out` false, `command`, `state` and `previous_state` "ok".
+    stdin: `payload` {}. Callers let a param's example override these.
     """
     trigger = rule.trigger
     if isinstance(trigger, FileTrigger):
         groups = {name: EXAMPLE_TEXT for name in trigger.match.groupindex}
-        return {"line": EXAMPLE_TEXT, "path": trigger.path, "line_number": 1, **groups}
+        return {**groups, "line": EXAMPLE_TEXT, "path": trigger.path, "line_number": 1}
     if isinstance(trigger, WebhookTrigger):
         return {"payload": {}, "headers": {}, "query": {}}
     if isinstance(trigger, ScheduleTrigger):
-        return {"scheduled_time": now or datetime(2024, 1, 1, tzinfo=timezone.utc)}
+        return _schedule_variables(trigger, now or datetime(2024, 1, 1, tzinfo=timezone.utc))
     if isinstance(trigger, CommandTrigger):
-        return {"exit_code": 0, "stdout": "", "stderr": "", "duration": 0.0}
+        return {"exit_code": 0, "stdout": "", "stderr": "", "duration": 0.0, "timed_out": False,
+                "command": " ".join(trigger.command), "state": "ok", "previous_state": "ok"}
     if isinstance(trigger, StdinTrigger):
         return {"payload": {}}
     return {}
+
+
+def _schedule_variables(trigger: ScheduleTrigger, now: datetime) -> dict[str, Any]:
+    try:
+        when = now.astimezone(ZoneInfo(trigger.timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        when = now  # the loader reports a bad zone
+    return {"scheduled_time": when.isoformat(), "scheduled_timestamp": now.timestamp(),
+            "timezone": trigger.timezone}

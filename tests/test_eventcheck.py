@@ -110,14 +110,6 @@ def test_milliseconds_are_recognised() -> None:
     assert problem.is_error and "looks like milliseconds" in problem.message
 
 
-def test_tags_datadog_would_rewrite_are_warned_about() -> None:
-    problems = check_event(ok_event(tags=["env:prod", "Env:Prod", "1abc", "a" * 201, "key:",
-                                          "host:MyHost", "ünïcode:ok"]), now=NOW)
-    assert all(p.severity is Severity.WARNING for p in problems)
-    assert [p.json_path for p in problems] == ["$.tags[1]", "$.tags[2]", "$.tags[3]",
-                                               "$.tags[4]"]
-
-
 # ---- the fast verdict must be jsonschema's verdict ----------------------------------------
 
 HAND_MADE: list[Any] = [

@@ -134,8 +134,10 @@ def test_no_params_gives_one_empty_set() -> None:
         (FileTrigger(path="/var/log/x", match=re.compile(r"(?P<level>\w+): (?P<msg>.*)")),
          {"line", "path", "line_number", "level", "msg"}),
         (WebhookTrigger(path="/hook"), {"payload", "headers", "query"}),
-        (ScheduleTrigger(every=60), {"scheduled_time"}),
-        (CommandTrigger(command=("true",)), {"exit_code", "stdout", "stderr", "duration"}),
+        (ScheduleTrigger(every=60, timezone="Europe/Paris"),
+         {"scheduled_time", "scheduled_timestamp", "timezone"}),
+        (CommandTrigger(command=("true",)), {"exit_code", "stdout", "stderr", "duration",
+                                             "timed_out", "command", "state", "previous_state"}),
         (StdinTrigger(), {"payload"}),
     ],
 )
@@ -144,4 +146,5 @@ def test_trigger_variables(trigger: Trigger, names: set[str]) -> None:
     got = trigger_variables(rule(trigger=trigger), now)
     assert set(got) == names
     if "scheduled_time" in got:
-        assert got["scheduled_time"] == now
+        assert got["scheduled_time"] == "2025-01-01T01:00:00+01:00"
+        assert got["timezone"] == "Europe/Paris"

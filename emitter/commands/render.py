@@ -1,0 +1,144 @@
+"""`emitter render PATH --rule ID`: print the event(s) a rule renders, checked, without sending.
+
+Output: one compact JSON object per line (JSON Lines): one line for a rule, one per item
+for a `foreach` rule, nothing when `when` is false. Exit codes: 0 rendered and valid (or
+skipped), 1 invalid rule or event (problems on stderr with file:line:col and JSON path),
+2 usage (unknown rule id, bad --var, bad --now).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from emitter.errors import EXIT_INVALID, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from emitter.model import Rule
+    from emitter.problems import Problem
+    from emitter.templates import CompiledRule
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "render",
+        help="print the event a rule renders (checked, never sent)",
+        description="Render rule ID from PATH with the given variables and check the event "
+        "against the argument spec. Prints one compact JSON object per line (JSON Lines): "
+        "one line per event, so a foreach rule prints one line per item and a rule whose "
+        "`when` is false prints nothing. Variables a trigger would provide (a webhook's "
+        "payload, a file line) get validate's sample values unless given with --var.",
+        epilog="exit status: 0 rendered (or skipped by when), 1 invalid rule or event, "
+        "2 usage error (unknown rule, bad --var)",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="rule file or directory")
+    parser.add_argument("--rule", required=True, metavar="ID", help="the rule to render")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a variable, converted by the param's type (repeatable); "
+                        "trigger variables such as payload take JSON when their sample is JSON")
+    parser.add_argument("--vars-file", metavar="FILE.json",
+                        help="a JSON object of param values (--var wins over it)")
+    parser.add_argument("--now", metavar="ISO", type=_instant,
+                        help="render as if it were this time (ISO 8601; no zone means UTC)")
+    parser.add_argument("--pretty", action="store_true",
+                        help="indent each JSON object (then the output is not JSON Lines)")
+    parser.set_defaults(run=run)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _show(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        print(problem.format_text(), file=sys.stderr)
+
+
+def _invalid(problems: Sequence[Problem]) -> int:
+    _show(problems)
+    errors = sum(p.is_error for p in problems)
+    print(f"emitter: {errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _trigger_value(sample: Any, text: str, name: str) -> Any:
+    if isinstance(sample, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise UsageError(f"--var {name}: the trigger gives a JSON value here; "
+                         f"{text!r} is not JSON") from None
+
+
+def _variables(rule: Rule, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
+    """Trigger samples, overridden by --vars-file and --var; params typed by coerce_vars."""
+    from emitter.commands.fire import _parse_vars, _read_vars_file
+    from emitter.params import coerce_vars, trigger_variables
+
+    raw = _parse_vars(args.var)
+    from_file = dict(_read_vars_file(args.vars_file) or {})
+    samples = trigger_variables(rule, now)
+    provided = [n for n in samples if rule.param(n) is None]  # not params: not coerced
+    given = {n: from_file.pop(n) for n in provided if n in from_file}
+    given.update({n: _trigger_value(samples[n], raw.pop(n), n) for n in provided if n in raw})
+    return {**samples, **given, **coerce_vars(rule, raw, from_file)}
+
+
+def _compiled(args: argparse.Namespace) -> CompiledRule | int:
+    from emitter.commands.fire import _unknown_rule
+    from emitter.loader import load_rules
+    from emitter.templates import compile_rule
+
+    loaded = load_rules(args.paths)
+    if not loaded.ok:
+        return _invalid(loaded.problems)
+    rule = loaded.rule(args.rule)
+    if rule is None:
+        raise UsageError(_unknown_rule(args.rule, [r.id for r in loaded.rules]))
+    compiled, problems = compile_rule(rule)
+    if compiled is None:
+        return _invalid(problems)
+    return compiled
+
+
+def run(args: argparse.Namespace) -> int:
+    from emitter.eventcheck import check_event
+    from emitter.render import RenderContext, render
+    from emitter.settings import unified_tags
+
+    compiled = _compiled(args)
+    if isinstance(compiled, int):
+        return compiled
+    now: datetime = args.now or datetime.now(timezone.utc)
+    variables = _variables(compiled.rule, args, now)
+    environ = dict(os.environ)
+    ctx = RenderContext(now=now, hostname=socket.gethostname(),
+                        unified_tags=unified_tags(environ), environ=environ)
+    outcome = render(compiled, variables, ctx)
+    found = [*outcome.problems,
+             *(p for e in outcome.events for p in check_event(e, now=now, rule=compiled.rule))]
+    if any(p.is_error for p in found):
+        return _invalid(found)
+    _show(found)  # warnings
+    if outcome.skipped:
+        print(f"rule {compiled.rule.id}: {outcome.skipped}, no event", file=sys.stderr)
+    for event in outcome.events:
+        print(_dump(event, args.pretty))
+    return EXIT_OK
+
+
+def _dump(event: Mapping[str, Any], pretty: bool) -> str:
+    if pretty:
+        return json.dumps(event, ensure_ascii=False, indent=2)
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
