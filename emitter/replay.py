@@ -24,7 +24,7 @@ from emitter.metrics import Metrics
 from emitter.model import FileTrigger, WebhookTrigger
 from emitter.pipeline import Pipeline, RuleSet, context_factory
 from emitter.problems import Location, Problem
-from emitter.ruletest.inputs import param_defaults
+from emitter.ruletest.inputs import file_variables
 from emitter.ruletest.logtime import TIMESTAMP_GROUPS, parse_log_time
 from emitter.ruletest.runner import MemoryOutbox
 from emitter.statestore import StateStore
@@ -167,8 +167,7 @@ def _replay_hit(replay: _Replayer, hit: LineHit, trigger: Any, log_path: str) ->
     replay.count(hit.rule_id, "matched")
     if at is None:
         at = replay.latest if replay.latest is not None else replay.started
-    variables = {**param_defaults(replay.rules[hit.rule_id]), **hit.groups, "line": hit.line,
-                 "path": trigger.path, "line_number": hit.line_number}
+    variables = file_variables(hit, trigger.path)
     replay.fire(Firing(hit.rule_id, "file", variables, at))
 
 
@@ -196,8 +195,7 @@ def replay_webhooks(compiled: Sequence[CompiledRule], directory: str,
                 replay.count(rule_id, "out_of_range")
                 continue
             replay.count(rule_id, "matched")
-            variables = {**param_defaults(replay.rules[rule_id]), "payload": payload,
-                         "headers": {}, "query": {}}
+            variables = {"payload": payload, "headers": {}, "query": {}}
             replay.fire(Firing(rule_id, "webhook", variables, at))
     return replay.finish()
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from emitter.errors import UsageError
 from emitter.model import (
-    MISSING,
     CommandTrigger,
     FileTrigger,
     ManualTrigger,
@@ -37,7 +35,11 @@ from emitter.ruletest.model import (
     WebhookInput,
 )
 from emitter.triggers.base import Firing
-from emitter.triggers.linematch import LineMatcher, LineRule
+from emitter.triggers.command import RunResult
+from emitter.triggers.command import _fires as command_fires
+from emitter.triggers.command import _variables as command_variables
+from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
+from emitter.triggers.schedule import _Schedule as Schedule
 
 _KIND_FOR_TRIGGER: Mapping[type, str] = {
     ManualTrigger: "params",
@@ -58,7 +60,7 @@ class InputState:
     """What a trigger remembers between inputs of one case (line numbers, last command)."""
 
     next_line: int = 1
-    last_command: tuple[int, str, str] | None = None
+    last_command: str = "ok"  # the command trigger's state before any run is known
     matcher: LineMatcher | None = None
     problems: list[Problem] = field(default_factory=list)  # inputs the trigger refused
     quiet: list[str] = field(default_factory=list)  # why inputs fired nothing
@@ -68,12 +70,11 @@ def expected_kind(rule: Rule) -> str:
     return _KIND_FOR_TRIGGER[type(rule.trigger)]
 
 
-def param_defaults(rule: Rule) -> dict[str, Any]:
-    return {p.name: p.default for p in rule.params if p.default is not MISSING}
-
-
-def _utc(at: float) -> datetime:
-    return datetime.fromtimestamp(at, timezone.utc)
+def file_variables(hit: LineHit, path: str) -> dict[str, Any]:
+    """What the file trigger gives templates for one matching line (as filetail does)."""
+    variables: dict[str, Any] = dict(hit.groups)
+    variables.update(line=hit.line, path=path, line_number=hit.line_number)
+    return variables
 
 
 def _manual(rule: Rule, given: ParamsInput, at: float, state: InputState) -> list[Firing]:
@@ -95,10 +96,7 @@ def _lines(rule: Rule, given: LinesInput, at: float, state: InputState) -> list[
     state.next_line += len(given.lines)
     if len(hits) < len(given.lines):
         state.quiet.append(f"{len(given.lines) - len(hits)} line(s) did not match")
-    base = param_defaults(rule)
-    return [Firing(rule.id, "file", {**base, **hit.groups, "line": hit.line,
-                                     "path": trigger.path, "line_number": hit.line_number}, at)
-            for hit in hits]
+    return [Firing(rule.id, "file", file_variables(hit, trigger.path), at) for hit in hits]
 
 
 def _webhook(rule: Rule, given: WebhookInput, at: float, state: InputState) -> list[Firing]:
@@ -112,8 +110,7 @@ def _webhook(rule: Rule, given: WebhookInput, at: float, state: InputState) -> l
                 rule_id=rule.id, check="webhook"))
             return []
     headers = {k.lower(): v for k, v in given.headers.items()}
-    variables = {**param_defaults(rule), "payload": body, "headers": headers,
-                 "query": dict(given.query)}
+    variables = {"payload": body, "headers": headers, "query": dict(given.query)}
     return [Firing(rule.id, "webhook", variables, at)]
 
 
@@ -121,30 +118,25 @@ def _command(rule: Rule, given: CommandInput, at: float, state: InputState) -> l
     trigger = rule.trigger
     assert isinstance(trigger, CommandTrigger)
     firings = []
-    for result in given.results:
-        signature = (result.exit_code, result.stdout, result.stderr)
-        previous, state.last_command = state.last_command, signature
-        if trigger.on == "change" and previous is not None and previous[0] == signature[0]:
-            state.quiet.append("command result unchanged")
+    for given_result in given.results:
+        result = RunResult(given_result.exit_code, given_result.stdout, given_result.stderr,
+                           given_result.duration, given_result.timed_out)
+        previous, state.last_command = state.last_command, result.state
+        if not command_fires(trigger.on, result.state, previous):
+            state.quiet.append(f"command state {result.state} (on: {trigger.on})")
             continue
-        if trigger.on == "failure" and result.exit_code == 0:
-            state.quiet.append("command succeeded (on: failure)")
-            continue
-        variables = {**param_defaults(rule), "exit_code": result.exit_code,
-                     "stdout": result.stdout, "stderr": result.stderr,
-                     "duration": result.duration}
-        firings.append(Firing(rule.id, "command", variables, at))
+        firings.append(Firing(rule.id, "command", command_variables(trigger, result, previous),
+                              at))
     return firings
 
 
 def _schedule(rule: Rule, given: ScheduleInput, at: float, state: InputState) -> list[Firing]:
-    return [Firing(rule.id, "schedule", {**param_defaults(rule), "scheduled_time": _utc(t)}, t)
-            for t in given.times]
+    schedule = Schedule(rule)
+    return [Firing(rule.id, "schedule", schedule.variables(t), t) for t in given.times]
 
 
 def _stdin(rule: Rule, given: StdinInput, at: float, state: InputState) -> list[Firing]:
-    return [Firing(rule.id, "stdin", {**param_defaults(rule), "payload": dict(o)}, at)
-            for o in given.objects]
+    return [Firing(rule.id, "stdin", {"payload": dict(o)}, at) for o in given.objects]
 
 
 def firings_for(rule: Rule, step: Step, state: InputState) -> list[Firing]:

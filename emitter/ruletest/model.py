@@ -47,6 +47,7 @@ class CommandResult:
     stdout: str = ""
     stderr: str = ""
     duration: float = 0.0
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ class _Reader:
         if kind == "command_results":
             return CommandInput(tuple(CommandResult(
                 int(r.get("exit_code", 0)), r.get("stdout", ""), r.get("stderr", ""),
-                float(r.get("duration", 0))) for r in value))
+                float(r.get("duration", 0)), bool(r.get("timed_out", False))) for r in value))
         if kind == "scheduled_times":
             return ScheduleInput(tuple(self.time(t, (*where, kind, i))
                                        for i, t in enumerate(value)))
