@@ -3,7 +3,6 @@ unified service tags and hostname. Read once, then passed around as a frozen rec
 
 from __future__ import annotations
 
-import hmac
 import re
 import socket
 from collections.abc import Mapping
@@ -55,6 +54,8 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
+        import hmac  # constant-time; imported here, not at start-up
+
         return hmac.compare_digest(self._value.encode(), other._value.encode())
 
     def __hash__(self) -> int:

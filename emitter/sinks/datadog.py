@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from emitter import __version__
@@ -38,7 +37,7 @@ class DatadogSink:
         timeout: float | tuple[float, float] = (3.05, 10),
         session: requests.Session | None = None,
     ) -> None:
-        import requests  # noqa: PLC0415 - see the TYPE_CHECKING note above
+        import requests  # see the TYPE_CHECKING note above
 
         key = settings.require_api_key()
         self._secret = key.reveal()
@@ -61,7 +60,7 @@ class DatadogSink:
 
     def send(self, event: Mapping[str, Any]) -> DeliveryResult:
         """Exactly one attempt; never raises for network trouble (that is a RETRY result)."""
-        import requests  # noqa: PLC0415 - already loaded by __init__; a dict lookup
+        import requests  # already loaded by __init__; a dict lookup
 
         try:
             response = self._session.post(
@@ -170,7 +169,8 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _seconds_until(http_date: str) -> float | None:
-    import time  # noqa: PLC0415
+    import time  # rare path; keeps `emitter fire` start-up lean
+    from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(http_date)
