@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "test",
     "replay",
     "schema",
+    "run",
     "exec",
 )
 

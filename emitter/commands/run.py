@@ -1,0 +1,118 @@
+"""`emitter run PATH...`: the daemon. Parses options, sets up logging, runs `Daemon`.
+
+Exit codes: 0 after SIGTERM/SIGINT or --exit-after, 1 when the rules have errors (listed;
+nothing started), 2 usage, 6 no DD_API_KEY for the datadog sink / unusable state directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from emitter.errors import EXIT_INVALID, InvalidError, UsageError
+
+NO_KEY_HINT = "use --dry-run (or --sink stdout|file|dogstatsd) to run without Datadog"
+
+
+def _seconds(text: str) -> float:
+    from emitter.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run the daemon: start every rule's trigger and send the events",
+        description="Validate every rule under PATH (refusing to start on errors), then run "
+        "their triggers (schedule, file, webhook, command, stdin) and deliver the events "
+        "through the durable outbox. SIGHUP reloads the rules; SIGTERM stops gracefully.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="rule file or directory")
+    p.add_argument("--dry-run", action="store_true",
+                   help="run everything but print events to stdout instead of sending them "
+                   "(uses a temporary state directory unless --state-dir is given)")
+    p.add_argument("--sink", choices=("datadog", "dogstatsd", "stdout", "file"),
+                   default="datadog", help="where events go (default: datadog)")
+    p.add_argument("--sink-path", metavar="FILE", help="JSON-lines file for --sink file")
+    p.add_argument("--statsd-addr", metavar="ADDR",
+                   help="DogStatsD address for --sink dogstatsd: host:port or unix:///path")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="outbox and trigger state (default: $EMITTER_STATE_DIR, then "
+                   "$XDG_STATE_HOME/emitter)")
+    p.add_argument("--listen", metavar="ADDR:PORT",
+                   help="address of the webhook server (also serves /metrics and /healthz)")
+    p.add_argument("--metrics-addr", metavar="ADDR:PORT",
+                   help="serve /metrics (Prometheus text format) on its own address")
+    p.add_argument("--stdin", action="store_true",
+                   help="read JSON lines from standard input for `stdin` rules")
+    p.add_argument("--watch", action="store_true",
+                   help="reload when a rule file changes (polls modification times)")
+    p.add_argument("--watch-interval", type=_seconds, default=2.0, metavar="S")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   default="info")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--grace", type=_seconds, default=10.0, metavar="S",
+                   help="on SIGTERM, seconds to let requests in flight finish (default 10)")
+    p.add_argument("--exit-after", type=_seconds, metavar="S",
+                   help="stop by itself after S seconds (demos, smoke tests)")
+    p.add_argument("--workers", type=int, default=4, metavar="N",
+                   help="sender workers (default 4)")
+    p.set_defaults(run=run)
+
+
+def _sink_opts(args: argparse.Namespace) -> dict[str, Any]:
+    if args.sink == "file":
+        if not args.sink_path:
+            raise UsageError("--sink file needs --sink-path FILE")
+        return {"path": args.sink_path}
+    if args.sink == "dogstatsd" and args.statsd_addr:
+        return {"address": args.statsd_addr}
+    return {}
+
+
+def run(args: argparse.Namespace) -> int:
+    from emitter import logs
+    from emitter.daemon import Daemon, DaemonConfig
+    from emitter.report import default_format, format_problems
+    from emitter.settings import Settings
+
+    environ = os.environ
+    settings = Settings.from_environ(environ)
+    sink = "stdout" if args.dry_run else args.sink
+    if sink == "datadog":
+        settings.require_api_key(hint=NO_KEY_HINT)
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    secrets = [settings.api_key.reveal()] if settings.api_key else []
+    logs.configure(args.log_level, args.log_format, secrets=secrets)
+    config = DaemonConfig(
+        paths=tuple(args.paths), sink=sink, sink_opts=_sink_opts(args),
+        state_dir=args.state_dir, dry_run=args.dry_run, listen=args.listen,
+        metrics_addr=args.metrics_addr, stdin=args.stdin, watch=args.watch,
+        watch_interval=args.watch_interval, grace=args.grace, exit_after=args.exit_after,
+        workers=args.workers,
+    )
+    daemon = Daemon(config, environ, settings)
+    daemon.install_signal_handlers()
+    try:
+        daemon.start()
+    except InvalidError as exc:
+        daemon.shutdown()
+        fmt = default_format(environ)
+        files = len({p.location.path for p in exc.problems if p.location})
+        print(format_problems(exc.problems, fmt, files_checked=files), file=sys.stderr)
+        print(f"emitter: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except BaseException:
+        daemon.shutdown()
+        raise
+    try:
+        return daemon.serve()
+    finally:
+        daemon.shutdown()

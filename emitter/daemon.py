@@ -1,0 +1,399 @@
+"""`emitter run`: the daemon. Validates the rules, opens the state, runs triggers and sender.
+
+Lifecycle: `Daemon(config, environ).start()` validates every rule file exactly as
+`emitter validate` does (InvalidError listing every problem when any is an error), opens the
+state directory, the outbox and the state store, starts the sender and one trigger unit per
+group of rules, then `serve()` loops until asked to stop. SIGHUP (or a changed rule file with
+`watch`) reloads: the new files are validated first; when invalid the old rules keep running
+and the problems are logged; units whose rules did not change keep running untouched.
+SIGTERM/SIGINT: triggers stop (what they fired is already durable), the sender gets `grace`
+seconds to finish requests in flight, everything else stays in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from emitter import logs
+from emitter.errors import InvalidError
+from emitter.loader import find_rule_files, load_rules
+from emitter.metrics import Metrics, MetricsServer, parse_addr
+from emitter.outbox import Outbox, Row
+from emitter.pipeline import Pipeline, RuleSet, context_factory
+from emitter.problems import Problem
+from emitter.sender import Sender
+from emitter.settings import Settings
+from emitter.sinks.base import DeliveryResult, Outcome
+from emitter.sinks.registry import sink_factory
+from emitter.state import resolve_state_dir
+from emitter.statestore import StateStore
+from emitter.templates import compile_rules
+from emitter.throttle import Throttler
+from emitter.triggers.base import Dispatch, OnError, TriggerRunner
+from emitter.validation import validate_paths
+
+log = logging.getLogger(__name__)
+
+TICK = 0.2  # seconds between looks at signal flags, watched files and due summaries
+STATE_FILE = "state.sqlite3"
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    paths: tuple[str, ...]
+    sink: str = "datadog"
+    sink_opts: Mapping[str, Any] = field(default_factory=dict)
+    state_dir: str | None = None
+    dry_run: bool = False  # temporary state directory unless state_dir is given
+    listen: str | None = None  # webhook server ADDR:PORT
+    metrics_addr: str | None = None
+    stdin: bool = False
+    watch: bool = False
+    watch_interval: float = 2.0
+    grace: float = 10.0
+    exit_after: float | None = None
+    workers: int = 4
+
+
+# ---- trigger units ------------------------------------------------------------------------
+# A unit is one TriggerRunner over a group of rules: one per schedule or command rule, one per
+# followed file, one webhook server, one stdin reader. On reload a unit whose rules compare
+# equal keeps running with its state; any other is stopped and started afresh (its durable
+# state, e.g. file positions, lives in the state store and carries over).
+
+UnitKey = tuple[str, str]
+
+
+def unit_key(rule_type: str, rule_id: str, trigger: Any) -> UnitKey | None:
+    if rule_type in ("schedule", "command"):
+        return (rule_type, rule_id)
+    if rule_type == "file":
+        return ("file", str(trigger.path))
+    if rule_type in ("webhook", "stdin"):
+        return (rule_type, "")
+    return None  # manual: fired by `emitter fire`/`exec`, nothing to run
+
+
+def group_units(rules: Iterable[Any], *, stdin: bool) -> dict[UnitKey, tuple[Any, ...]]:
+    units: dict[UnitKey, list[Any]] = {}
+    for rule in rules:
+        key = unit_key(rule.trigger.type, rule.id, rule.trigger)
+        if key is None or (key[0] == "stdin" and not stdin):
+            continue
+        units.setdefault(key, []).append(rule)
+    return {k: tuple(v) for k, v in units.items()}
+
+
+RunnerFactory = Callable[[str, Sequence[Any], Dispatch, OnError], TriggerRunner]
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, environ: Mapping[str, str],
+                 settings: Settings | None = None,
+                 runner_factory: RunnerFactory | None = None) -> None:
+        self.config = config
+        self.environ = environ
+        self.settings = settings or Settings.from_environ(environ)
+        self.metrics = Metrics()
+        self._runner_factory = runner_factory or self._make_runner
+        self._units: dict[UnitKey, tuple[tuple[Any, ...], TriggerRunner]] = {}
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._mtimes: dict[str, float] = {}
+        self._tmp_state: str | None = None
+        self._closers: list[Callable[[], None]] = []
+        self.pipeline: Pipeline | None = None
+        self.sender: Sender | None = None
+        self.store: StateStore | None = None
+        self.outbox: Outbox | None = None
+        self.state_dir: Path | None = None
+        self.metrics_server: MetricsServer | None = None
+
+    # ---- rules --------------------------------------------------------------------------
+
+    def check_rules(self) -> tuple[RuleSet | None, list[Problem], int]:
+        """Validate and compile the rule files: (rules or None when any error, problems,
+        files checked). The same checks as `emitter validate`."""
+        now = datetime.now(timezone.utc)
+        report = validate_paths(list(self.config.paths), now=now, environ=self.environ)
+        problems = list(report.problems)
+        files = len(report.files)
+        if any(p.is_error for p in problems):
+            return None, problems, files
+        loaded = load_rules(list(self.config.paths))
+        compiled, more = compile_rules(loaded.rules)
+        problems += [p for p in (*loaded.problems, *more) if p not in problems]
+        if any(p.is_error for p in problems):
+            return None, problems, files
+        logs.add_secrets(_webhook_secrets(compiled, self.environ))
+        return RuleSet.of(compiled), problems, files
+
+    def _remember_mtimes(self) -> None:
+        self._mtimes = _mtimes(self.config.paths)
+
+    # ---- startup ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        ruleset, problems, files = self.check_rules()
+        if ruleset is None:
+            errors = sum(p.is_error for p in problems)
+            raise InvalidError(f"{errors} error(s) in {files} rule file(s); not starting",
+                               problems)
+        for problem in problems:
+            log.warning("rule warning: %s", problem.format_text())
+        self._remember_mtimes()
+        self._open_state()
+        assert self.outbox is not None and self.store is not None
+        self.pipeline = Pipeline(
+            ruleset, self.outbox, metrics=self.metrics,
+            context=context_factory(self.settings.hostname, self.settings.unified_tags,
+                                    self.environ),
+            throttler=Throttler(self.store), store=self.store,
+        )
+        self._start_sender()
+        self._start_metrics_server()
+        self._apply(ruleset)
+        log.info("started", extra={"rules": len(ruleset.rules), "units": len(self._units),
+                                   "state_dir": str(self.state_dir), "sink": self.config.sink})
+
+    def _open_state(self) -> None:
+        flag = self.config.state_dir
+        if self.config.dry_run and not flag:
+            # A dry run must not move the real file positions or leave events in the real
+            # outbox for a later real run to send.
+            self._tmp_state = tempfile.mkdtemp(prefix="emitter-dry-run-")
+            flag = self._tmp_state
+        self.state_dir = resolve_state_dir(flag, self.environ)
+        self.outbox = Outbox.in_dir(self.state_dir)
+        self._closers.append(self.outbox.close)
+        self.store = StateStore(self.state_dir / STATE_FILE)
+        self._closers.append(self.store.close)
+        outbox = self.outbox
+
+        def gauges() -> dict[str, float]:
+            status = outbox.status()
+            return {"pending": status.pending, "in_flight": status.inflight,
+                    "dead": status.dead, "bytes": status.bytes,
+                    "oldest_age_seconds": status.oldest_age or 0.0}
+
+        self.metrics.set_gauge_source(gauges)
+
+    def _start_sender(self) -> None:
+        assert self.outbox is not None
+        factory = sink_factory(self.config.sink, self.settings, **dict(self.config.sink_opts))
+        # One writer keeps printed lines whole and in order.
+        workers = 1 if self.config.sink in ("stdout", "file") else self.config.workers
+        sender = _CountingSender(self.outbox, factory, workers=workers)
+        sender.metrics = self.metrics
+        sender.start()
+        self.sender = sender
+
+    def _start_metrics_server(self) -> None:
+        if not self.config.metrics_addr:
+            return
+        host, port = parse_addr(self.config.metrics_addr)
+        self.metrics_server = MetricsServer(self.metrics, host, port)
+        self.metrics_server.start()
+        log.info("metrics listening", extra={"addr": "{}:{}".format(*self.metrics_server.address)})
+
+    # ---- trigger units ------------------------------------------------------------------
+
+    def _apply(self, ruleset: RuleSet) -> None:
+        """Start, keep or restart units so they match `ruleset`."""
+        assert self.pipeline is not None
+        wanted = group_units(ruleset.rules.values(), stdin=self.config.stdin)
+        for key in [k for k in self._units if wanted.get(k) != self._units[k][0]]:
+            rules, runner = self._units.pop(key)
+            runner.stop(self.config.grace)
+            log.info("trigger stopped", extra={"unit": "/".join(key)})
+        self.pipeline.swap(ruleset)
+        for key, rules in wanted.items():
+            if key in self._units:
+                continue
+            runner = self._runner_factory(key[0], rules, self.pipeline.dispatch,
+                                          self._on_error)
+            runner.start()
+            self._units[key] = (rules, runner)
+            log.info("trigger started", extra={"unit": "/".join(k for k in key if k),
+                                               "rules": ",".join(r.id for r in rules)})
+
+    def _make_runner(self, kind: str, rules: Sequence[Any], dispatch: Dispatch,
+                     on_error: OnError) -> TriggerRunner:
+        assert self.store is not None
+        if kind == "file":
+            from emitter.triggers.filetail import FileTailRunner
+
+            return FileTailRunner(rules, dispatch, on_error, self.store)
+        if kind == "schedule":
+            from emitter.triggers.schedule import ScheduleRunner
+
+            return ScheduleRunner(rules, dispatch, on_error)
+        if kind == "stdin":
+            from emitter.triggers.stdin import StdinRunner
+
+            return StdinRunner(rules, dispatch, on_error)
+        if kind == "command":
+            from emitter.triggers.command import CommandRunner
+
+            return CommandRunner(rules, dispatch, on_error, self.store)
+        if kind == "webhook":
+            return self._webhook_runner(rules, dispatch, on_error)
+        raise ValueError(f"no runner for trigger type {kind!r}")
+
+    def _webhook_runner(self, rules: Sequence[Any], dispatch: Dispatch,
+                        on_error: OnError) -> TriggerRunner:
+        from emitter.triggers.webhook import WebhookServer
+
+        return WebhookServer(rules, dispatch, on_error, listen=self.config.listen,
+                             environ=self.environ, metrics=self.metrics.render)
+
+    def _on_error(self, rule_id: str | None, message: str) -> None:
+        if rule_id:
+            self.metrics.trigger_error(rule_id)
+        log.error("trigger error: %s", message, extra={"rule": rule_id or "-"})
+
+    # ---- reload -------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Validate the rule files again and switch to them; False (old rules kept) when
+        they have errors."""
+        self._remember_mtimes()
+        try:
+            ruleset, problems, _ = self.check_rules()
+        except Exception as exc:  # noqa: BLE001 - e.g. a rule directory removed: keep going
+            log.error("reload failed, keeping the old rules: %s", exc)
+            return False
+        if ruleset is None:
+            for problem in problems:
+                if problem.is_error:
+                    log.error("reload: %s", problem.format_text())
+            log.error("reload refused: the rule files have errors; the old rules keep running",
+                      extra={"errors": sum(p.is_error for p in problems)})
+            return False
+        self._apply(ruleset)
+        log.info("reloaded", extra={"rules": len(ruleset.rules), "units": len(self._units)})
+        return True
+
+    # ---- running ------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def install_signal_handlers(self) -> None:
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            self._stop.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self._reload.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def serve(self) -> int:
+        """Loop until stopped (signal, `exit_after`); returns the exit code (0)."""
+        started = time.monotonic()
+        next_watch = started + self.config.watch_interval
+        while not self._stop.is_set():
+            # Short sleeps: a signal handler only sets a flag, looked at here.
+            time.sleep(TICK)
+            if self._reload.is_set():
+                self._reload.clear()
+                log.info("reload requested")
+                self.reload()
+            now = time.monotonic()
+            if self.config.watch and now >= next_watch:
+                next_watch = now + self.config.watch_interval
+                if _mtimes(self.config.paths) != self._mtimes:
+                    log.info("rule files changed")
+                    self.reload()
+            self._flush_summaries()
+            exit_after = self.config.exit_after
+            if exit_after is not None and now - started >= exit_after:
+                log.info("exit-after reached")
+                break
+        return 0
+
+    def _flush_summaries(self) -> None:
+        if self.pipeline is None:
+            return
+        try:
+            self.pipeline.flush_summaries()
+        except Exception as exc:  # noqa: BLE001 - e.g. outbox full: try again next tick
+            log.error("throttle summaries not queued yet: %s", exc)
+
+    def shutdown(self) -> bool:
+        """Stop triggers, then the sender within the grace period; close the state.
+        True when every in-flight request finished in time."""
+        log.info("stopping", extra={"grace": self.config.grace})
+        deadline = time.monotonic() + self.config.grace
+        for key, (_, runner) in list(self._units.items()):
+            runner.stop(max(0.1, deadline - time.monotonic()))
+            del self._units[key]
+        self._flush_summaries()
+        finished = True
+        if self.sender is not None:
+            finished = self.sender.stop(max(0.1, deadline - time.monotonic()))
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        pending = self.outbox.status().pending if self.outbox is not None else 0
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+        if self._tmp_state:
+            shutil.rmtree(self._tmp_state, ignore_errors=True)
+        log.info("stopped", extra={"pending": pending, "in_flight_finished": finished})
+        return finished
+
+
+class _CountingSender(Sender):
+    """The sender, counting each attempt's outcome per rule (sent / failed / dead)."""
+
+    metrics: Metrics
+
+    def _settle(self, row: Row, result: DeliveryResult) -> None:
+        super()._settle(row, result)
+        name = {Outcome.DELIVERED: "sent", Outcome.REJECTED: "dead"}.get(result.outcome,
+                                                                         "failed")
+        self.metrics.inc(row.rule_id, name)
+
+
+def _webhook_secrets(compiled: Iterable[Any], environ: Mapping[str, str]) -> list[str]:
+    """Values of the environment variables webhook rules read tokens and HMAC keys from."""
+    found = []
+    for item in compiled:
+        trigger = item.rule.trigger
+        for name in (getattr(trigger, "token_env", None), getattr(trigger, "hmac_secret_env",
+                                                                     None)):
+            if name and environ.get(name):
+                found.append(environ[name])
+    return found
+
+
+def _mtimes(paths: Sequence[str]) -> dict[str, float]:
+    try:
+        files = find_rule_files(list(paths))
+    except Exception:  # noqa: BLE001 - a path that vanished counts as a change
+        return {}
+    found: dict[str, float] = {}
+    for path in files:
+        try:
+            found[path] = os.stat(path).st_mtime
+        except OSError:
+            found[path] = -1.0
+    return found
