@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -169,8 +170,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _seconds_until(http_date: str) -> float | None:
-    import time  # rare path; keeps `emitter fire` start-up lean
-    from email.utils import parsedate_to_datetime
+    from email.utils import parsedate_to_datetime  # rare path; keeps start-up lean
 
     try:
         when = parsedate_to_datetime(http_date)
