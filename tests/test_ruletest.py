@@ -40,7 +40,7 @@ def test_passing_fixtures_of_every_kind_pass(capsys: pytest.CaptureFixture[str])
     rules_seen = {line.rsplit("[", 1)[1].rstrip("]") for line in out.splitlines()
                   if line.startswith("PASS")}
     assert rules_seen == {"manual-deploy", "nginx-upstream-errors", "nginx-summary",
-                          "alertmanager", "disk-check", "nightly-report", "stdin-builds"}
+                          "am-alerts", "disk-check", "nightly-report", "stdin-builds"}
 
 
 def test_the_projects_own_rules_pass(capsys: pytest.CaptureFixture[str]) -> None:
