@@ -209,7 +209,7 @@ class WebhookServer(RunnerBase):
             server.owner = self
             self._server = server
             self._ready.set()
-            server.serve_forever(poll_interval=0.2)
+            server.serve_forever(poll_interval=0.05)
             server.server_close()
             return
 
