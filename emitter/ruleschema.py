@@ -85,6 +85,8 @@ def quote_hint(doc: YamlDoc, path: JsonPath) -> str:
     plain = doc.plain_scalar(path)
     if plain is None:
         return ""
+    if plain == "":
+        return " (nothing is written after the colon)"
     return f" from unquoted `{plain}`: quote it ('{plain}')"
 
 
@@ -165,7 +167,7 @@ def _translate(doc: YamlDoc, error: ValidationError) -> list[Problem]:
 
 def _value_message(doc: YamlDoc, error: ValidationError, path: JsonPath) -> str:
     kind, value, schema = error.validator, error.instance, _schema(error)
-    field = dotted(path) or "the file"
+    field = dotted(path) or ("the rule" if path else "the file")
     if path == ("version",) and kind == "const":
         return f"unsupported version {value!r}: this emitter reads rule files of version 1"
     if kind == "type":

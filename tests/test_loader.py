@@ -332,3 +332,13 @@ def test_every_problem_of_every_file_in_one_run_sorted(tmp_path: Path) -> None:
     ]
     assert [r.id for r in result.rules] == ["good"]
     assert not result.ok
+
+
+def test_empty_value_and_non_mapping_rule(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.yaml", HEAD + rule("trigger: {type: manual}\nevent:\n  title:\n"
+                                                 "  text: x") + "  - 42\n")
+    found = places(load_rules([path]).problems)
+    assert found == [
+        (6, 13, "event.title: expected a string, got null (nothing is written after the colon)"),
+        (8, 5, "the rule: expected a mapping, got number 42"),
+    ]
