@@ -242,3 +242,20 @@ def test_console_script_runs(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "0 failed" in proc.stdout
+
+
+def test_pre_commit_hooks_file() -> None:
+    import re
+
+    import yaml
+
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"emitter-validate", "emitter-test"}
+    validate, test = hooks["emitter-validate"], hooks["emitter-test"]
+    assert validate["entry"] == "emitter validate" and test["entry"] == "emitter test"
+    files, exclude = re.compile(validate["files"]), re.compile(validate["exclude"])
+    chosen = [p for p in ("rules/a.yaml", "rules/b.yml", "rules/a.test.yaml", "README.md")
+              if files.search(p) and not exclude.search(p)]
+    assert chosen == ["rules/a.yaml", "rules/b.yml"]
+    assert test["pass_filenames"] is False
+    assert main(["test", *test["args"]]) == 0  # the project's own rules pass their hook
