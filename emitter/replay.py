@@ -24,7 +24,7 @@ from emitter.metrics import Metrics
 from emitter.model import FileTrigger, WebhookTrigger
 from emitter.pipeline import Pipeline, RuleSet, context_factory
 from emitter.problems import Location, Problem
-from emitter.ruletest.inputs import file_variables
+from emitter.ruletest.inputs import file_variables, webhook_variables
 from emitter.ruletest.logtime import TIMESTAMP_GROUPS, parse_log_time
 from emitter.ruletest.runner import MemoryOutbox
 from emitter.statestore import StateStore
@@ -184,18 +184,18 @@ def replay_webhooks(compiled: Sequence[CompiledRule], directory: str,
     """Feed every saved payload (`*.json` in `directory`, by name; its time is the file's
     modification time) to every `webhook` rule in `compiled`. Raises OSError."""
     replay = _Replayer(compiled, options or ReplayOptions())
-    hooks = [c.id for c in compiled if isinstance(c.rule.trigger, WebhookTrigger)]
+    hooks = {c.id: c.rule.trigger for c in compiled if isinstance(c.rule.trigger, WebhookTrigger)}
     for path in _payload_files(directory):
         at = os.stat(path).st_mtime
         payload = _read_payload(path, replay)
         if payload is _BAD:
             continue
-        for rule_id in hooks:
+        for rule_id, trigger in hooks.items():
             if not replay.in_range(at):
                 replay.count(rule_id, "out_of_range")
                 continue
             replay.count(rule_id, "matched")
-            variables = {"payload": payload, "headers": {}, "query": {}}
+            variables = webhook_variables(trigger, payload, {}, {})
             replay.fire(Firing(rule_id, "webhook", variables, at))
     return replay.finish()
 

@@ -40,6 +40,7 @@ from emitter.triggers.command import _fires as command_fires
 from emitter.triggers.command import _variables as command_variables
 from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
 from emitter.triggers.schedule import _Schedule as Schedule
+from emitter.triggers.webhook import _HIDDEN as HIDDEN_HEADERS
 
 _KIND_FOR_TRIGGER: Mapping[type, str] = {
     ManualTrigger: "params",
@@ -99,18 +100,29 @@ def _lines(rule: Rule, given: LinesInput, at: float, state: InputState) -> list[
     return [Firing(rule.id, "file", file_variables(hit, trigger.path), at) for hit in hits]
 
 
+def webhook_variables(trigger: WebhookTrigger, payload: Any, headers: Mapping[str, str],
+                      query: Mapping[str, str]) -> dict[str, Any]:
+    """What the webhook trigger gives templates for one accepted request (as webhook.py:
+    lower-cased header names without credentials or the signature, first query values)."""
+    hidden = {*HIDDEN_HEADERS, trigger.signature_header.lower()}
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return {"payload": payload, "headers": {k: v for k, v in lowered.items() if k not in hidden},
+            "query": dict(query), "path": trigger.path, "method": "POST"}
+
+
 def _webhook(rule: Rule, given: WebhookInput, at: float, state: InputState) -> list[Firing]:
+    trigger = rule.trigger
+    assert isinstance(trigger, WebhookTrigger)
     body = given.body
     if isinstance(body, str):
         try:
             body = json.loads(body)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             state.problems.append(Problem(
-                f"malformed JSON body: the webhook answers 400 and fires nothing ({exc})",
+                f"malformed JSON: {exc.msg} (the webhook answers 400 and fires nothing)",
                 rule_id=rule.id, check="webhook"))
             return []
-    headers = {k.lower(): v for k, v in given.headers.items()}
-    variables = {"payload": body, "headers": headers, "query": dict(given.query)}
+    variables = webhook_variables(trigger, body, given.headers, given.query)
     return [Firing(rule.id, "webhook", variables, at)]
 
 
