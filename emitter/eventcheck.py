@@ -9,6 +9,7 @@ only when that verdict is "invalid". tests/test_eventcheck.py proves both agree.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -232,12 +233,20 @@ def _field_location(rule: Rule | None, json_path: str) -> Location | None:
     return rule.location
 
 
+def _order(event: Any, error: ValidationError) -> tuple[int, str]:
+    """Problems in the order the event's fields are written (the rule's order)."""
+    path = list(error.absolute_path)
+    fields = list(event) if isinstance(event, dict) else []
+    first = path[0] if path else None
+    return (fields.index(first) if first in fields else -1, json.dumps(path[1:], default=str))
+
+
 def schema_problems(event: Any, rule: Rule | None = None) -> list[Problem]:
     """Every schema error of `event`, in readable words, each with its JSON path."""
     validator = _validators()[0]
     rule_id = rule.id if rule else None
     seen: dict[tuple[str, str], None] = {}
-    for error in sorted(validator.iter_errors(event), key=lambda e: list(e.absolute_path)):
+    for error in sorted(validator.iter_errors(event), key=lambda e: _order(event, e)):
         for pair in _messages(error):
             seen.setdefault(pair)
     return [
