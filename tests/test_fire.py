@@ -47,6 +47,14 @@ rules:
       title: "dated"
       text: "at {{ at }}"
       date_happened: "{{ at }}"
+  - id: per-region
+    trigger: {type: manual}
+    params:
+      regions: {type: list, example: ["eu"]}
+    foreach: "regions"
+    event:
+      title: "deployed in {{ item }}"
+      text: "region {{ item }}"
 """
 
 
@@ -217,6 +225,16 @@ def test_when_false_no_event(env: FakeIntake, rules: str,
     assert code == 0
     assert "rule only-success: when is false, no event" in err
     assert env.requests == [] and out == ""
+
+
+def test_foreach_sends_each_event(env: FakeIntake, rules: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    env.enqueue(Fault(), Fault.error(503))  # Fault(): answer the first one normally
+    code, out, _ = fire(capsys, rules, "--rule", "per-region", "--var", 'regions=["eu", "us"]')
+    assert code == 0
+    assert [e["title"] for e in env.events] == ["deployed in eu", "deployed in us"]
+    assert len(out.splitlines()) == 2  # one id and url per event
+    assert len(env.requests) == 3  # the second event was retried once
 
 
 def test_invalid_event_exit_1_with_place(env: FakeIntake, rules: str,
