@@ -129,11 +129,11 @@ def test_retry_after(intake: FakeIntake, sink: DatadogSink, fault: Fault,
 
 def test_slow_answer_times_out_as_retry(intake: FakeIntake) -> None:
     sink = make_sink(intake, timeout=0.2)
-    intake.enqueue(Fault.slow(1))
+    intake.enqueue(Fault.slow(3))
     started = time.monotonic()
     result = sink.send(EVENT)
     sink.close()
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 2
     assert result.outcome is Outcome.RETRY and result.status is None
     assert "0.2s" in result.errors[0]
 
