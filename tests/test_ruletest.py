@@ -259,3 +259,22 @@ def test_pre_commit_hooks_file() -> None:
     assert chosen == ["rules/a.yaml", "rules/b.yml"]
     assert test["pass_filenames"] is False
     assert main(["test", *test["args"]]) == 0  # the project's own rules pass their hook
+
+
+def test_expected_errors_are_seen_whatever_logging_says(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from emitter.logs import configure
+
+    root = logging.getLogger("emitter")
+    before = root.level, root.propagate
+    handler = configure("error")  # a daemon-style handler that would hide warnings
+    try:
+        code, out = _run(capsys, "tests/ruletests/passing")
+        assert code == 0, out
+        assert capsys.readouterr().err == ""  # no daemon event lines leaked
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(before[0])
+        root.propagate = before[1]

@@ -126,6 +126,11 @@ class CaseRunner:
         state = InputState()
         log = _ProblemLog()
         logger = logging.getLogger(_EVENT_LOGGER)
+        saved = logger.level, logger.propagate
+        # The pipeline's event lines are this run's, not a daemon's: collect the `invalid`
+        # ones whatever logging was configured, and let none reach the daemon's handlers.
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
         logger.addHandler(log)
         try:
             for step in case.steps:
@@ -136,6 +141,8 @@ class CaseRunner:
                 pipeline.flush_summaries(case.until)
         finally:
             logger.removeHandler(log)
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
             store.close()
         quiet = [*state.quiet, *_quiet_from(metrics, rule.id)]
         return outbox.events(), [*state.problems, *log.problems], quiet
