@@ -34,6 +34,7 @@ from emitter.triggers.base import Backoff, Dispatch, Firing, OnError, RunnerBase
 from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
 
 MAX_LINE = 1 << 20
+SAMPLE = 64 << 10  # bytes of the log the matcher looks at to choose its search keys
 CHUNK = 4 << 20
 BATCH = 500  # firings per dispatch call: a failure re-sends at most this many lines' worth
 _NS = "file"
@@ -57,6 +58,7 @@ class _Tail:
         self.from_beginning = from_beginning
         self.state_key = f"{os.path.abspath(path)}|{'begin' if from_beginning else 'end'}"
         self.matcher: LineMatcher | None = None
+        self.sample_len = 0
         self.fh: BinaryIO | None = None
         self.pos: _Position | None = None
         self.missing_reported = False
@@ -170,8 +172,13 @@ class FileTailRunner(RunnerBase):
         # A file that appears after we started waiting for it is new: read it whole.
         tail.pos = self._start_position(tail, fh, st, rotated or tail.waited)
         if tail.matcher is None:
-            tail.matcher = LineMatcher(tail.line_rules, _sample(fh, st.st_size))
+            self._build_matcher(tail, _sample(fh, st.st_size))
         return True
+
+    @staticmethod
+    def _build_matcher(tail: _Tail, sample: bytes) -> None:
+        tail.matcher = LineMatcher(tail.line_rules, sample)
+        tail.sample_len = len(sample)
 
     def _start_position(
         self, tail: _Tail, fh: BinaryIO, st: os.stat_result, rotated: bool
@@ -197,6 +204,9 @@ class FileTailRunner(RunnerBase):
             assert tail.fh is not None and tail.pos is not None
             tail.fh.seek(tail.pos.offset)
             data = tail.fh.read(CHUNK)
+            if tail.sample_len < SAMPLE // 4 and len(data) >= SAMPLE // 4:
+                # Keys were chosen on little or no real text: choose again on what we read.
+                self._build_matcher(tail, data[:SAMPLE])
             cut = data.rfind(b"\n") + 1
             if cut > 0:
                 fired += self._handle(tail, data[:cut], cut)
@@ -248,9 +258,9 @@ class FileTailRunner(RunnerBase):
 
 
 def _sample(fh: BinaryIO, size: int) -> bytes:
-    """Up to 64 KiB from the end of the file: what the log looks like, for key choice."""
-    fh.seek(max(0, size - (64 << 10)))
-    data = fh.read(64 << 10)
+    """Up to SAMPLE bytes from the end of the file: what the log looks like."""
+    fh.seek(max(0, size - SAMPLE))
+    data = fh.read(SAMPLE)
     fh.seek(0)
     return data
 

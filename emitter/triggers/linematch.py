@@ -144,85 +144,115 @@ def required_literals(pattern: re.Pattern[str]) -> Fact | None:
 # byte, one regex per group, and the few first bytes are chosen (a greedy set cover) to be rare
 # in a sample of the log while still covering every rule.
 
-_PRIOR = bytearray(8 for _ in range(256))  # bytes seen in typical logs are common ...
-for _b in b" 0123456789etaoinsrhldcumfpgwybvk.:-/=_,[]()\"'":
-    _PRIOR[_b] = 40
-for _b in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
-    _PRIOR[_b] = 4  # ... uppercase letters and rare punctuation much less so
+# What logs usually look like, for byte frequencies before any of the real log is seen.
+_PRIOR_TEXT = (
+    b"2026-01-02T03:04:05.678Z INFO [main] GET /api/v1/items?id=42 status=200 duration_ms=12 "
+    b"user=alice request_id=8f14e45f ceea167a host=web-3.example.internal\n"
+    b"Jan  2 03:04:05 host sshd[1234]: Accepted publickey for deploy from 10.1.2.3 port 5555\n"
+    b'{"time":"2026-01-02T03:04:05Z","level":"info","msg":"handled request","path":"/login",'
+    b'"latency":0.0123,"bytes":5120}\n'
+    b"127.0.0.1 - - [02/Jan/2026:03:04:05 +0000] \"POST /v2/orders HTTP/1.1\" 201 532 \"-\" "
+    b"\"Mozilla/5.0 (X11; Linux x86_64)\"\n"
+)
 _SCAN_COST = 300.0  # an attempt at every occurrence of a first byte, relative to one pass
 
 
 def byte_frequencies(sample: bytes) -> list[float]:
-    """Relative frequency of each byte value: the sample's counts smoothed by a log prior."""
-    total = len(sample) or 1
-    weight = 0.02 if sample else 1.0
-    return [sample.count(bytes((b,))) / total + weight * _PRIOR[b] / 4096 for b in range(256)]
+    """Relative frequency of each byte value in `sample`, smoothed by typical log text."""
+    weight = min(len(sample) / 4096, 0.9)  # trust a real sample more the bigger it is
+    prior = [_PRIOR_TEXT.count(bytes((b,))) / len(_PRIOR_TEXT) for b in range(256)]
+    if not sample:
+        return prior
+    return [weight * sample.count(bytes((b,))) / len(sample) + (1 - weight) * prior[b]
+            for b in range(256)]
 
 
-def _units(lit: _Lit) -> dict[int, frozenset[int]]:
-    """Start positions of usable keys in `lit` and the first bytes each needs searched."""
-    data = lit.text.encode("utf-8")
-    units: dict[int, frozenset[int]] = {}
-    for i in range(len(data) - min(len(data), 3) + 1):
-        b = data[i]
-        folded = {b, ord(chr(b).swapcase())} if lit.ci and chr(b).isalpha() else {b}
-        units[i] = frozenset(folded)
-    return units
+@dataclass(frozen=True)
+class _Option:
+    """One usable search key inside a literal."""
+
+    key: bytes
+    first: frozenset[int]  # first bytes the group scan needs (both cases when folded)
+    cost: float  # expected work per input byte, in units of one scan attempt
 
 
-def _covered(fact: Fact, chosen: set[int]) -> bool:
-    return all(any(u <= chosen for u in _units(lit).values()) for lit in fact)
+_HIT_COST = 125.0  # a hit (a line decoded and tried) costs about this many scan attempts
+_GOOD = 0.05  # an option costing more than this is used only when nothing better covers
 
 
-def _choose_bytes(facts: Sequence[Sequence[Fact]], freq: Sequence[float]) -> set[int]:
-    chosen: set[int] = set()
-    uncovered = set(range(len(facts)))
-    candidates = {
-        u for rule in facts for fact in rule for lit in fact for u in _units(lit).values()
-    }
-    while uncovered:
+class _KeyChooser:
+    """Picks every rule's keys so that few, rare first bytes cover all rules."""
+
+    def __init__(self, facts: Sequence[Sequence[Fact]], sample: bytes) -> None:
+        self.facts = facts
+        self.freq = byte_frequencies(sample)
+        self._sample = sample
+        self._folded = sample.lower()
+        self._options: dict[_Lit, list[_Option]] = {}
+
+    def options(self, lit: _Lit) -> list[_Option]:
+        if lit not in self._options:
+            self._options[lit] = self._make_options(lit)
+        return self._options[lit]
+
+    def _make_options(self, lit: _Lit) -> list[_Option]:
+        data = lit.text.encode("utf-8")
+        out = []
+        total = len(self._sample) or 1
+        for i in range(len(data) - min(len(data), 3) + 1):
+            key, b = data[i : i + _MAX_KEY], data[i]
+            first = {b, ord(chr(b).swapcase())} if lit.ci and chr(b).isalpha() else {b}
+            hay, needle = (self._folded, key.lower()) if lit.ci else (self._sample, key)
+            rate = hay.count(needle) / total
+            cost = sum(self.freq[x] for x in first) + _HIT_COST * rate
+            out.append(_Option(key, frozenset(first), cost))
+        return out
+
+    def fact_keys(self, fact: Fact, chosen: set[int], limit: float) -> tuple[float, list[
+            tuple[bytes, bool]]] | None:
+        total, keys = 0.0, []
+        for lit in fact:
+            usable = [o for o in self.options(lit) if o.first <= chosen and o.cost <= limit]
+            if not usable:
+                return None
+            best = min(usable, key=lambda o: (o.cost, -len(o.key)))
+            total += best.cost
+            keys.append((best.key, lit.ci))
+        return total, keys
+
+    def covered(self, rule: int, chosen: set[int], limit: float) -> bool:
+        return any(self.fact_keys(f, chosen, limit) is not None for f in self.facts[rule])
+
+    def choose_bytes(self) -> set[int]:
+        chosen: set[int] = set()
+        for limit in (_GOOD, float("inf")):  # good keys first; any key for the rest
+            uncovered = {r for r in range(len(self.facts)) if not self.covered(r, chosen, limit)}
+            while uncovered:
+                unit = self._best_unit(uncovered, chosen, limit)
+                if unit is None:
+                    break
+                chosen |= unit
+                uncovered = {r for r in uncovered if not self.covered(r, chosen, limit)}
+        return chosen
+
+    def _best_unit(self, uncovered: set[int], chosen: set[int], limit: float
+                   ) -> frozenset[int] | None:
+        units = {o.first for r in uncovered for f in self.facts[r] for lit in f
+                 for o in self.options(lit) if o.cost <= limit} - {frozenset()}
         best: tuple[float, frozenset[int]] | None = None
-        for unit in candidates - {frozenset((b,)) for b in chosen}:
+        for unit in units:
+            if unit <= chosen:
+                continue
             trial = chosen | unit
-            gain = sum(1 for r in uncovered if any(_covered(f, trial) for f in facts[r]))
-            cost = sum(1.0 + _SCAN_COST * freq[b] for b in unit - chosen)
+            gain = sum(1 for r in uncovered if self.covered(r, trial, limit))
+            cost = sum(1.0 + _SCAN_COST * self.freq[b] for b in unit - chosen)
             if gain and (best is None or gain / cost > best[0]):
                 best = (gain / cost, unit)
-        if best is None:
-            break
-        chosen |= best[1]
-        uncovered = {r for r in uncovered if not any(_covered(f, chosen) for f in facts[r])}
-    return chosen
+        return None if best is None else best[1]
 
-
-def _key_for(lit: _Lit, chosen: set[int], freq: Sequence[float]) -> tuple[bytes, float] | None:
-    data = lit.text.encode("utf-8")
-    usable = [(sum(freq[b] for b in u), i) for i, u in _units(lit).items() if u <= chosen]
-    if not usable:
-        return None
-    cost, i = min(usable)
-    return data[i : i + _MAX_KEY], cost
-
-
-def _pick_keys(
-    facts: Sequence[Fact], chosen: set[int], freq: Sequence[float], sample: bytes
-) -> list[tuple[bytes, bool]] | None:
-    best: tuple[float, list[tuple[bytes, bool]]] | None = None
-    for fact in facts:
-        keys: list[tuple[bytes, bool]] = []
-        total = 0.0
-        for lit in fact:
-            found = _key_for(lit, chosen, freq)
-            if found is None:
-                break
-            key, cost = found
-            hay = sample.lower() if lit.ci else sample
-            total += cost + 50.0 * hay.count(key.lower() if lit.ci else key) / (len(sample) or 1)
-            keys.append((key, lit.ci))
-        else:
-            if best is None or total < best[0]:
-                best = (total, keys)
-    return None if best is None else best[1]
+    def rule_keys(self, rule: int, chosen: set[int]) -> list[tuple[bytes, bool]] | None:
+        found = [k for f in self.facts[rule] if (k := self.fact_keys(f, chosen, float("inf")))]
+        return min(found, key=lambda k: k[0])[1] if found else None
 
 
 def _group_regex(first: int, keys: Sequence[tuple[bytes, bool]]) -> re.Pattern[bytes]:
@@ -238,13 +268,12 @@ class LineMatcher:
 
     def __init__(self, rules: Sequence[LineRule], sample: bytes = b"") -> None:
         self.rules = tuple(rules)
-        freq = byte_frequencies(sample)
-        facts = [required_facts(rule.match) for rule in self.rules]
-        chosen = _choose_bytes(facts, freq)
+        chooser = _KeyChooser([required_facts(rule.match) for rule in self.rules], sample)
+        chosen = chooser.choose_bytes()
         keys: dict[tuple[bytes, bool], set[int]] = {}
         slow: list[int] = []
-        for index, rule_facts in enumerate(facts):
-            picked = _pick_keys(rule_facts, chosen, freq, sample)
+        for index in range(len(self.rules)):
+            picked = chooser.rule_keys(index, chosen)
             if picked is None:
                 slow.append(index)
                 continue
