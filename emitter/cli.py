@@ -69,13 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `emitter render ... | head`: the reader went away; not an error worth a trace.
         return 0
-    except Exception:  # noqa: BLE001 - the one catch-all, so no user sees a bare traceback
+    except Exception as err:  # noqa: BLE001 - the one catch-all, so no user sees a bare traceback
         if os.environ.get("EMITTER_DEBUG"):
             traceback.print_exc()
         else:
-            exc_type, exc, _ = sys.exc_info()
             print(
-                f"emitter: internal error: {exc_type.__name__ if exc_type else '?'}: {exc}\n"
+                f"emitter: internal error: {type(err).__name__}: {err}\n"
                 "This is a bug in emitter; run again with EMITTER_DEBUG=1 for the traceback.",
                 file=sys.stderr,
             )
