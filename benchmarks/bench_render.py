@@ -1,0 +1,148 @@
+"""Render + check throughput of rules/deploy.yaml through emitter's real pipeline
+(render() then check_event()), against rendering the same templates with a plain
+jinja2.Environment in the same run (no sandbox, no checks: the floor a template tool pays).
+Also shown: emitter with its constant/substitution fast forms off (every template through
+the sandbox), and a naive pipeline (plain Jinja2, then a prebuilt jsonschema validator).
+
+Run: .venv/bin/python benchmarks/bench_render.py [--seconds 0.3] [--rounds 7]
+Target: ours / plain >= 0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jsonschema
+
+from emitter.eventcheck import check_event
+from emitter.loader import load_rules
+from emitter.model import Rule, Tmpl
+from emitter.params import example_variable_sets
+from emitter.render import RenderContext, render
+from emitter.schemas import load_schema
+from emitter.templates import ENV, JinjaTemplate, compile_rule
+
+DEPLOY = Path(__file__).resolve().parent.parent / "rules" / "deploy.yaml"
+
+
+def _load() -> tuple[Rule, dict[str, Any]]:
+    loaded = load_rules([str(DEPLOY)])
+    rule = loaded.rule("deploy-finished")
+    assert rule is not None, loaded.problems
+    sets, _ = example_variable_sets(rule)
+    return rule, sets[0]  # the params' examples
+
+
+def ours(rule: Rule, variables: dict[str, Any]) -> Callable[[], None]:
+    compiled, problems = compile_rule(rule)
+    assert compiled is not None, problems
+    now = datetime.now(timezone.utc)
+    ctx = RenderContext(now=now, hostname="bench")
+
+    def once() -> None:
+        outcome = render(compiled, variables, ctx)
+        for event in outcome.events:
+            if check_event(event, now=now, rule=rule):
+                raise AssertionError("the example event should be valid")
+
+    return once
+
+
+def ours_all_jinja(rule: Rule, variables: dict[str, Any]) -> Callable[[], None]:
+    """The same pipeline with the constant/substitution fast forms turned off: every template
+    goes through the sandboxed Jinja2 environment (shows what those forms are worth)."""
+    compiled, _ = compile_rule(rule)
+    assert compiled is not None
+
+    def jinja(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return tuple(jinja(v) for v in value)
+        if isinstance(value, int):
+            return value
+        return JinjaTemplate(value.source, ENV.from_string(value.source.text))
+
+    slow = replace(compiled, fields=tuple((n, jinja(v)) for n, v in compiled.fields))
+    now = datetime.now(timezone.utc)
+    ctx = RenderContext(now=now, hostname="bench")
+
+    def once() -> None:
+        for event in render(slow, variables, ctx).events:
+            if check_event(event, now=now, rule=rule):
+                raise AssertionError("the example event should be valid")
+
+    return once
+
+
+def _plain_templates(env: jinja2.Environment, rule: Rule) -> list[tuple[str, Any]]:
+    fields: list[tuple[str, Any]] = []
+    for name, value in rule.event.items():
+        if isinstance(value, Tmpl):
+            fields.append((name, env.from_string(value.text)))
+        elif isinstance(value, tuple):
+            fields.append((name, [env.from_string(t.text) for t in value]))
+    return fields
+
+
+def plain(rule: Rule, variables: dict[str, Any], validate: bool = False) -> Callable[[], None]:
+    """Every template precompiled once; each call renders them all the usual way."""
+    env = jinja2.Environment()
+    fields = _plain_templates(env, rule)
+    when = env.compile_expression(rule.when.text) if rule.when else None
+    validator = jsonschema.Draft202012Validator(load_schema("event"))  # built once
+    context = {**variables, "rule": {"id": rule.id}, "hostname": "bench"}
+
+    def once() -> None:
+        if when is not None and not when(**context):
+            return
+        event = {name: [t.render(context) for t in tmpl] if isinstance(tmpl, list)
+                 else tmpl.render(context) for name, tmpl in fields}
+        if validate:
+            validator.validate(event)
+
+    return once
+
+
+def rate(fn: Callable[[], None], seconds: float) -> float:
+    """Calls per second over about `seconds` (the loop is batched to keep timing overhead low)."""
+    batch, calls = 200, 0
+    start = time.perf_counter()
+    while True:
+        for _ in range(batch):
+            fn()
+        calls += batch
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return calls / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=0.3, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; best kept")
+    args = parser.parse_args()
+    rule, variables = _load()
+    runs = {"emitter (render + check)": ours(rule, variables),
+            "emitter, every template through Jinja2": ours_all_jinja(rule, variables),
+            "plain jinja2 (render only)": plain(rule, variables),
+            "naive (plain jinja2 + jsonschema validator)": plain(rule, variables, validate=True)}
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(args.rounds):  # interleaved, so drift in machine load hits all alike
+        for name, fn in runs.items():
+            best[name] = max(best[name], rate(fn, args.seconds))
+    base = best["plain jinja2 (render only)"]
+    print(f"rule deploy-finished from {DEPLOY.name}, examples {variables}")
+    for name, value in best.items():
+        print(f"  {name:45s} {value:10,.0f} events/s   ratio {value / base:.2f}")
+    ratio = best["emitter (render + check)"] / base
+    print(f"ratio emitter / plain jinja2 = {ratio:.2f} (target >= 0.80)")
+
+
+if __name__ == "__main__":
+    main()
