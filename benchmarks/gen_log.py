@@ -79,7 +79,8 @@ def _fill(template: str, rnd: random.Random) -> str:
 def lines(count: int, seed: int = 7) -> Iterator[str]:
     rnd = random.Random(seed)
     for i in range(count):
-        ts = f"2026-11-26T{(i // 36000) % 24:02d}:{(i // 600) % 60:02d}:{(i // 10) % 60:02d}.{i % 1000:03d}Z"
+        hh, mm, ss = (i // 36000) % 24, (i // 600) % 60, (i // 10) % 60
+        ts = f"2026-11-26T{hh:02d}:{mm:02d}:{ss:02d}.{i % 1000:03d}Z"
         roll = rnd.random()
         if roll < 0.03:
             _, template = rnd.choice(FAMILIES)
@@ -88,7 +89,8 @@ def lines(count: int, seed: int = 7) -> Iterator[str]:
             body = _fill(rnd.choice(NEAR_MISSES), rnd)
         else:
             body = (
-                f"INFO [{rnd.choice(SERVICES)}] handled GET {rnd.choice(PATHS)}/{rnd.randint(1, 99999)}"
+                f"INFO [{rnd.choice(SERVICES)}] handled GET "
+                f"{rnd.choice(PATHS)}/{rnd.randint(1, 99999)}"
                 f" status=200 duration_ms={rnd.randint(1, 900)} user={rnd.choice(WORDS)}"
             )
         yield f"{ts} {body}"

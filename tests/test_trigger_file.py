@@ -312,3 +312,22 @@ def test_matcher_with_no_or_odd_sample(sample: bytes) -> None:
     rules = matcher_rules()
     chunk = b"ERROR E12 out of DISK\nkilled in 12 ms\nword\n"
     assert LineMatcher(rules, sample).scan(chunk, 1) == naive_scan(rules, chunk, 1)
+
+
+def test_make_runners_groups_rules_into_units(tmp_path: Path) -> None:
+    from emitter.model import CommandTrigger, ScheduleTrigger, StdinTrigger, WebhookTrigger
+    from emitter.triggers import make_runners
+
+    loc = Location("r.yaml", 1, 1)
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    rules = [rule("f1", a), rule("f2", a), rule("f3", b),
+             Rule(id="s1", location=loc, trigger=ScheduleTrigger(every=60.0), event={}),
+             Rule(id="s2", location=loc, trigger=ScheduleTrigger(every=5.0), event={}),
+             Rule(id="c1", location=loc, trigger=CommandTrigger(command=("true",)), event={}),
+             Rule(id="w1", location=loc, trigger=WebhookTrigger(path="/h"), event={}),
+             Rule(id="in", location=loc, trigger=StdinTrigger(), event={})]
+    with StateStore(tmp_path / "s.db") as store:
+        names = [r.name for r in make_runners(rules, lambda f: None, lambda r, m: None, store)]
+        assert sorted(names) == ["command:c1", "file", "file", "schedule", "webhook"]
+        with_stdin = make_runners(rules, lambda f: None, lambda r, m: None, store, stdin=True)
+        assert "stdin" in [r.name for r in with_stdin]

@@ -281,3 +281,10 @@ def _end_of_last_line(fh: BinaryIO, size: int) -> tuple[int, int]:
             last_nl = offset + idx
         offset += len(block)
     return last_nl + 1, lines
+
+
+def make_runner(
+    rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, store: StateStore,
+    **_: object,
+) -> FileTailRunner:
+    return FileTailRunner(rules, dispatch, on_error, store)
