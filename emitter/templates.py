@@ -31,7 +31,11 @@ MAX_SEQUENCE_RESULT = 1_000_000
 MAX_POWER_BITS = 100_000
 
 _MARKERS = ("{{", "{%", "{#")
-_SIMPLE_PLACEHOLDER = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
+# `{{ name }}` or `{{ name.attr.attr }}`: attributes go through the sandbox's getattr, as
+# Jinja's generated code does.
+_SIMPLE_PLACEHOLDER = re.compile(
+    r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*\}\}"
+)
 # Names Jinja treats as literals, operators or special objects: never a plain variable.
 _NOT_PLAIN_NAMES = frozenset(
     {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is",
@@ -114,19 +118,22 @@ class Constant:
 
 @dataclass(frozen=True)
 class Substitution:
-    """Literal text with `{{ name }}` placeholders: `head` + (value, tail) for each pair."""
+    """Literal text with `{{ name }}` / `{{ name.attr }}` placeholders: `head`, then for each
+    placeholder (name, attributes, literal text after it)."""
 
     source: Tmpl
     head: str
-    pairs: tuple[tuple[str, str], ...]
+    pairs: tuple[tuple[str, tuple[str, ...], str], ...]
 
     def render(self, scope: dict[str, Any]) -> str:
         parts = [self.head]
-        for name, tail in self.pairs:
+        for name, attrs, tail in self.pairs:
             try:
                 value = scope[name]
             except KeyError:
                 raise UndefinedError(f"{name!r} is undefined") from None
+            for attr in attrs:
+                value = ENV.getattr(value, attr)
             parts.append(value if type(value) is str else str(value))
             parts.append(tail)
         return "".join(parts)
@@ -184,21 +191,23 @@ class CompiledRule:
 # ---- compiling ----------------------------------------------------------------------------
 
 
-def _split_simple(text: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
-    """Split literal-and-`{{ name }}` text, or None when only Jinja can render it faithfully."""
+def _split_simple(text: str) -> tuple[str, tuple[tuple[str, tuple[str, ...], str], ...]] | None:
+    """Split literal-and-placeholder text, or None when only Jinja can render it faithfully."""
     if "\r" in text:  # Jinja normalises newlines in literal text
         return None
     pieces = _SIMPLE_PLACEHOLDER.split(text)
-    literals, names = pieces[0::2], pieces[1::2]
-    if any(name in _NOT_PLAIN_NAMES for name in names):
+    literals, paths = pieces[0::2], [p.split(".") for p in pieces[1::2]]
+    if any(path[0] in _NOT_PLAIN_NAMES for path in paths):
         return None
     for i, literal in enumerate(literals):
         if any(marker in literal for marker in _MARKERS):
             return None
         # "{" right before a placeholder would make Jinja see "{{{" and lex it differently.
-        if i < len(names) and literal.endswith("{"):
+        if i < len(paths) and literal.endswith("{"):
             return None
-    return literals[0], tuple(zip(names, literals[1:], strict=True))
+    pairs = tuple((path[0], tuple(path[1:]), tail)
+                  for path, tail in zip(paths, literals[1:], strict=True))
+    return literals[0], pairs
 
 
 @lru_cache(maxsize=4096)

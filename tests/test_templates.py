@@ -43,7 +43,9 @@ def rule(rule_id: str = "r", **event: object) -> Rule:
         ("Deployed {{ service }} {{version}}", Substitution),
         ("{{ true }}", JinjaTemplate),
         ("{{ loop }}", JinjaTemplate),
-        ("{{ a.b }}", JinjaTemplate),
+        ("{{ a.b }} and {{ item.labels.name }}", Substitution),
+        ("{{ a.0 }}", JinjaTemplate),
+        ("{{ a['b'] }}", JinjaTemplate),
         ("{{ a | upper }}", JinjaTemplate),
         ("{{- a }}", JinjaTemplate),
         ("a\r\nb", JinjaTemplate),
@@ -60,8 +62,10 @@ def _jinja(text: str, scope: dict[str, object]) -> tuple[str, str]:
         return "ok", ENV.from_string(text).render(scope)
     except TemplateSyntaxError:
         return "syntax", ""
-    except UndefinedError:
-        return "undefined", ""
+    except UndefinedError as exc:
+        return "undefined", str(exc)
+    except SecurityError as exc:
+        return "security", str(exc)
 
 
 def _ours(text: str, scope: dict[str, object]) -> tuple[str, str]:
@@ -71,20 +75,24 @@ def _ours(text: str, scope: dict[str, object]) -> tuple[str, str]:
         return "syntax", ""
     try:
         return "ok", compiled.render({**BASE_SCOPE, **scope})
-    except UndefinedError:
-        return "undefined", ""
+    except UndefinedError as exc:
+        return "undefined", str(exc)
+    except SecurityError as exc:
+        return "security", str(exc)
 
 
 PIECES = ["{{ x }}", "{{x}}", "{{ y }}", "{{ missing }}", "{{ true }}", "{{ none }}",
           "{{ loop }}", "{{ range }}", "{", "}", "{{", "}}", "{%", "%}", "#", "{#", "-",
-          "text", " ", "\n", "\r\n", "\r", "é", "\t", "{{\tx\t}}", "{{ x}}"]
+          "text", " ", "\n", "\r\n", "\r", "é", "\t", "{{\tx\t}}", "{{ x}}",
+          "{{ d.k }}", "{{ d.missing }}", "{{ d.k.upper }}", "{{ d.items }}", "{{ x.real }}",
+          "{{ d.__class__ }}", "{{ y.__len__ }}", "{{ missing.k }}", "{{ d.true }}", "."]
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=8))
 def test_fast_forms_render_exactly_what_jinja_renders(pieces: list[str]) -> None:
     text = "".join(pieces)
-    scope = {"x": 12, "y": "s\n", "true": "shadow", "loop": "L"}
+    scope = {"x": 12, "y": "s\n", "true": "shadow", "loop": "L", "d": {"k": "v", "true": 1}}
     assert _ours(text, scope) == _jinja(text, scope)
 
 
