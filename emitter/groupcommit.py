@@ -35,10 +35,11 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class _Op:
-    __slots__ = ("fn", "result", "error", "done")
+    __slots__ = ("fn", "durable", "result", "error", "done")
 
-    def __init__(self, fn: OpFn[Any]) -> None:
+    def __init__(self, fn: OpFn[Any], durable: bool) -> None:
         self.fn = fn
+        self.durable = durable
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
@@ -53,6 +54,7 @@ class GroupCommitter:
         self._cv = threading.Condition()
         self._queue: list[_Op] = []
         self._committing = False
+        self._sync = "FULL"
 
     def executescript(self, script: str) -> None:
         try:
@@ -65,14 +67,19 @@ class GroupCommitter:
             self._cv.wait_for(lambda: not self._committing and not self._queue, timeout=30)
             self._conn.close()
 
-    def submit(self, fn: OpFn[T]) -> T:
+    def submit(self, fn: OpFn[T], *, durable: bool = True) -> T:
         """Run `fn` inside a shared write transaction; return once that transaction is durable.
 
         The first caller to find no commit running becomes the leader: it takes every queued
         op, runs them in one transaction (each under a savepoint, so one op's failure does not
         undo the others) and commits once. Callers arriving meanwhile queue for the next one.
+
+        `durable=False` is for bookkeeping whose loss in a power cut is harmless (a claim, a
+        delivered event's deletion: at worst a duplicate): a transaction holding only such ops
+        is committed without fsync (synchronous=NORMAL; WAL keeps it ordered and crash-safe,
+        and the next durable commit's fsync covers it too).
         """
-        op = _Op(fn)
+        op = _Op(fn, durable)
         with self._cv:
             self._queue.append(op)
             while not op.done:
@@ -105,7 +112,11 @@ class GroupCommitter:
     def _commit(self, batch: list[_Op]) -> None:
         conn = self._conn
         tally: collections.Counter[str] = collections.Counter()
+        sync = "FULL" if any(op.durable for op in batch) else "NORMAL"
         try:
+            if sync != self._sync:
+                conn.execute(f"PRAGMA synchronous = {sync}")
+                self._sync = sync
             conn.execute("BEGIN IMMEDIATE")
             for op in batch:
                 conn.execute("SAVEPOINT op")

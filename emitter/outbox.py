@@ -92,6 +92,18 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Settlement:
+    """The outcome of one attempt, as `Outbox.settle` records it."""
+
+    id: int
+    outcome: Literal["delivered", "retry", "dead"]
+    next_at: float = 0.0  # retry: when it is due again (wall clock)
+    status: int | None = None
+    error: str = ""
+    attempts: int | None = None  # retry: overrides the stored attempt count
+
+
+@dataclass(frozen=True)
 class OutboxStatus:
     path: Path
     pending: int
@@ -225,7 +237,7 @@ class Outbox:
             rows.sort(key=lambda r: r.id)
             return rows
 
-        return self._submit(op)
+        return self._submit(op, durable=False)  # a lost claim only means a later one
 
     def next_due(self) -> float | None:
         """When the earliest pending event becomes due (wall clock), or None when none."""
@@ -254,7 +266,7 @@ class Outbox:
             )
 
         if params:
-            self._submit(op)
+            self._submit(op, durable=False)
             self._work.set()
 
     def wait_for_work(self, timeout: float) -> bool:
@@ -267,16 +279,7 @@ class Outbox:
         self._work.set()
 
     def mark_delivered(self, event_id: int) -> None:
-        self.mark_delivered_many([event_id])
-
-    def mark_delivered_many(self, ids: Iterable[int]) -> None:
-        params = [(i,) for i in ids]
-
-        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> None:
-            conn.executemany("DELETE FROM events WHERE id = ?", params)
-            tally["delivered"] += len(params)
-
-        self._submit(op)
+        self.settle([Settlement(event_id, "delivered")], durable=True)
 
     def mark_retry(
         self,
@@ -288,29 +291,44 @@ class Outbox:
         attempts: int | None = None,
     ) -> None:
         """Back to pending, due at `next_at`; `attempts` overrides the stored count."""
-
-        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> None:
-            conn.execute(
-                "UPDATE events SET state = 'pending', next_attempt_at = ?, last_status = ?,"
-                " last_error = ?, attempts = coalesce(?, attempts) WHERE id = ?",
-                (next_at, status, error[:_ERROR_CHARS], attempts, event_id),
-            )
-            _remember_error(conn, event_id, status, error)
-            tally["retried"] += 1
-
-        self._submit(op)
+        item = Settlement(event_id, "retry", next_at, status, error, attempts)
+        self.settle([item], durable=True)
 
     def mark_dead(self, event_id: int, status: int | None, error: str) -> None:
+        self.settle([Settlement(event_id, "dead", 0.0, status, error)], durable=True)
+
+    def settle(self, items: Sequence[Settlement], *, durable: bool = False) -> None:
+        """Record many attempts' outcomes in one transaction: delivered rows are deleted,
+        retries go back to pending, refusals become dead letters.
+
+        Not fsynced by default: losing a settlement in a power cut only means that event is
+        sent again (at-least-once), and the sender settles at a rate fsync would cap.
+        """
+        delivered = [(s.id,) for s in items if s.outcome == "delivered"]
+        now = time.time()
+        retried = [(s.next_at, s.status, s.error[:_ERROR_CHARS], s.attempts, s.id)
+                   for s in items if s.outcome == "retry"]
+        dead = [(now, s.status, s.error[:_ERROR_CHARS], s.id) for s in items if s.outcome == "dead"]
+        failed = [s for s in items if s.outcome != "delivered"]
+
         def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> None:
-            conn.execute(
+            conn.executemany("DELETE FROM events WHERE id = ?", delivered)
+            conn.executemany(
+                "UPDATE events SET state = 'pending', next_attempt_at = ?, last_status = ?,"
+                " last_error = ?, attempts = coalesce(?, attempts) WHERE id = ?",
+                retried,
+            )
+            conn.executemany(
                 "UPDATE events SET state = 'dead', dead_at = ?, last_status = ?, last_error = ?"
                 " WHERE id = ?",
-                (time.time(), status, error[:_ERROR_CHARS], event_id),
+                dead,
             )
-            _remember_error(conn, event_id, status, error)
-            tally["dead"] += 1
+            if failed:
+                _remember_error(conn, failed[-1].id, failed[-1].status, failed[-1].error)
+            tally.update(delivered=len(delivered), retried=len(retried), dead=len(dead))
 
-        self._submit(op)
+        if items:
+            self._submit(op, durable=durable)
 
     def release_inflight(self) -> int:
         """Put events left inflight by a crash back to pending (at-least-once delivery)."""

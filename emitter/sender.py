@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import fcntl
 import json
+import logging
 import os
 import random
 import threading
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from emitter.errors import ConfigError
-from emitter.outbox import Outbox, Row
+from emitter.outbox import Outbox, Row, Settlement
 from emitter.retry import RetryPolicy, deliver
 from emitter.sinks.base import DeliveryResult, Outcome, Sink
 
+log = logging.getLogger(__name__)
 SinkFactory = Callable[[], Sink]
 # For the outbox the per-event deadline (stored in each row) bounds retries, not a count.
 OUTBOX_POLICY = RetryPolicy(max_attempts=1_000_000, base=0.5, cap=60.0, deadline=86400.0)
@@ -75,15 +77,17 @@ class _Handoff:
     """The few claimed rows between the dispatcher and the workers (bounded: they are
     inflight in the outbox while they wait here)."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int, low: int) -> None:
+        self.capacity, self.low = capacity, low
         self._rows: collections.deque[Row] = collections.deque()
         self._cv = threading.Condition()
 
     def wait_for_room(self, stop: threading.Event) -> int:
+        """Block until the rows run low (so claims come in batches, not one by one); return
+        how many may be added."""
         with self._cv:
-            self._cv.wait_for(lambda: len(self._rows) < self.capacity or stop.is_set(), 0.1)
-            return self.capacity - len(self._rows)
+            self._cv.wait_for(lambda: len(self._rows) <= self.low or stop.is_set(), 0.1)
+            return self.capacity - len(self._rows) if len(self._rows) <= self.low else 0
 
     def put_many(self, rows: list[Row]) -> None:
         with self._cv:
@@ -102,6 +106,52 @@ class _Handoff:
             rows = list(self._rows)
             self._rows.clear()
             return rows
+
+
+class _Settler:
+    """Records the workers' outcomes in the outbox in batches, off the workers' path, so a
+    worker goes on to its next request at once. Until recorded, an event stays inflight: a
+    crash in between means it is sent again, never lost."""
+
+    LIMIT = 512  # outcomes waiting to be recorded before workers must wait
+
+    def __init__(self, outbox: Outbox, progress: threading.Condition) -> None:
+        self._outbox, self._progress = outbox, progress
+        self._items: list[Settlement] = []
+        self._cv = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="outbox-settler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, item: Settlement) -> None:
+        with self._cv:
+            self._cv.wait_for(lambda: len(self._items) < self.LIMIT or self._closed)
+            self._items.append(item)
+            self._cv.notify_all()
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: bool(self._items) or self._closed)
+                batch, self._items = self._items, []
+                self._cv.notify_all()
+            if not batch:
+                return  # closed and nothing left
+            try:
+                self._outbox.settle(batch)
+            except Exception:  # noqa: BLE001 - they stay inflight and are sent again later
+                log.exception("could not record %d delivery outcome(s)", len(batch))
+            with self._progress:
+                self._progress.notify_all()
 
 
 @dataclass(frozen=True)
@@ -139,12 +189,13 @@ class Sender:
         self._idle_poll = idle_poll
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.gate = Gate(policy, self._rng)
-        self._queue = _Handoff(capacity=self._workers * 2)
+        self._queue = _Handoff(capacity=self._workers + self._batch, low=self._workers)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._count_lock = threading.Lock()
         self._counts = {"sent": 0, "retried": 0, "dead": 0, "rate_limited": 0}
         self._progress = threading.Condition()
+        self._settler = _Settler(outbox, self._progress)
         self._lock_fd: int | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -154,6 +205,7 @@ class Sender:
             self._lock_fd = take_sender_lock(self.outbox.path)
         self.outbox.release_inflight()
         sinks = [self._factory() for _ in range(self._workers)]
+        self._settler.start()
         self._threads = [threading.Thread(target=self._dispatch, name="outbox-dispatch")]
         self._threads += [
             threading.Thread(target=self._work, args=(sink,), name=f"outbox-sender-{i}")
@@ -172,6 +224,7 @@ class Sender:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._give_back_queued()
+        self._settler.close()  # whatever finished is recorded before we return
         finished = not any(t.is_alive() for t in self._threads)
         if finished and self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -207,7 +260,7 @@ class Sender:
             room = self._wait_for_room()
             if room <= 0:
                 continue
-            rows = self.outbox.claim(min(room, self._batch))
+            rows = self.outbox.claim(room)
             self._queue.put_many(rows)
             if not rows:
                 self.outbox.wait_for_work(self._idle_wait())
@@ -236,19 +289,17 @@ class Sender:
                     self.outbox.unclaim([row.id])
                     break
                 self._settle(row, _send(sink, row))
-                with self._progress:
-                    self._progress.notify_all()
         finally:
             sink.close()
 
     def _settle(self, row: Row, result: DeliveryResult) -> None:
         if result.outcome is Outcome.DELIVERED:
             self.gate.succeeded()
-            self.outbox.mark_delivered(row.id)
+            self._settler.add(Settlement(row.id, "delivered"))
             self._count("sent")
         elif result.outcome is Outcome.REJECTED:
             self.gate.succeeded()
-            self.outbox.mark_dead(row.id, result.status, reason(result))
+            self._settler.add(Settlement(row.id, "dead", 0.0, result.status, reason(result)))
             self._count("dead")
         else:
             self._retry(row, result)
@@ -263,10 +314,10 @@ class Sender:
         next_at = time.time() + delay
         if next_at > row.deadline:
             why = f"deadline passed after {row.attempts} attempt(s); last: {reason(result)}"
-            self.outbox.mark_dead(row.id, result.status, why)
+            self._settler.add(Settlement(row.id, "dead", 0.0, result.status, why))
             self._count("dead")
             return
-        self.outbox.mark_retry(row.id, next_at, result.status, reason(result))
+        self._settler.add(Settlement(row.id, "retry", next_at, result.status, reason(result)))
         self._count("retried")
 
 

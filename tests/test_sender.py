@@ -17,7 +17,7 @@ from emitter.outbox import Outbox
 from emitter.retry import RetryPolicy
 from emitter.sender import Gate, Sender, deliver_via_outbox
 from emitter.settings import Settings
-from emitter.sinks.base import Outcome
+from emitter.sinks.base import Outcome, Sink
 from emitter.sinks.registry import make_sink, parse_statsd_address, sink_factory
 from tests.intake import INTAKE_KEY, FakeIntake, Fault
 from tests.intake import intake_fixture as intake_fixture  # noqa: F401 - the `intake` fixture
@@ -44,6 +44,13 @@ def marked(n: int, run: str = "") -> bytes:
 
 def titles(intake: FakeIntake) -> list[str]:
     return [e["title"] for e in intake.events]
+
+
+@pytest.fixture
+def dd_sink(intake: FakeIntake) -> Iterator[Sink]:
+    sink = make_sink("datadog", settings_for(intake))
+    yield sink
+    sink.close()
 
 
 @pytest.fixture
@@ -139,8 +146,9 @@ def test_gate_pauses_everyone_and_backs_off_after_a_run_of_failures() -> None:
 # ---- `emitter fire` through the outbox -----------------------------------------------------
 
 
-def test_fire_path_delivered_leaves_nothing(intake: FakeIntake, outbox: Outbox) -> None:
-    sink = make_sink("datadog", settings_for(intake))
+def test_fire_path_delivered_leaves_nothing(intake: FakeIntake, outbox: Outbox,
+                                            dd_sink: Sink) -> None:
+    sink = dd_sink
     event = {"title": "fired", "text": "x"}
     done = deliver_via_outbox(outbox, sink, "r", event, FAST, sleep=lambda s: None)
     assert done.result.outcome is Outcome.DELIVERED and not done.queued
@@ -148,18 +156,20 @@ def test_fire_path_delivered_leaves_nothing(intake: FakeIntake, outbox: Outbox) 
     assert intake.events == [event]
 
 
-def test_fire_path_rejected_is_a_dead_letter(intake: FakeIntake, outbox: Outbox) -> None:
+def test_fire_path_rejected_is_a_dead_letter(intake: FakeIntake, outbox: Outbox,
+                                             dd_sink: Sink) -> None:
     intake.enqueue(Fault.reject(400, "Event too far in the past", content_type="text/plain"))
-    sink = make_sink("datadog", settings_for(intake))
+    sink = dd_sink
     done = deliver_via_outbox(outbox, sink, "r", {"title": "old", "text": "x"}, FAST)
     assert done.dead and done.result.status == 400
     (row,) = outbox.list(dead=True)
     assert row.id == done.event_id and row.last_error == "Event too far in the past"
 
 
-def test_fire_path_gives_up_but_keeps_the_event(intake: FakeIntake, outbox: Outbox) -> None:
+def test_fire_path_gives_up_but_keeps_the_event(intake: FakeIntake, outbox: Outbox,
+                                                dd_sink: Sink) -> None:
     intake.set_mode(Fault.error(503))
-    sink = make_sink("datadog", settings_for(intake))
+    sink = dd_sink
     policy = RetryPolicy(max_attempts=3, base=0.01, cap=0.01, deadline=5)
     done = deliver_via_outbox(outbox, sink, "r", {"title": "later", "text": "x"}, policy)
     assert done.queued and done.result.outcome is Outcome.RETRY
@@ -175,13 +185,13 @@ def test_fire_path_gives_up_but_keeps_the_event(intake: FakeIntake, outbox: Outb
     assert titles(intake)[-1] == "later"
 
 
-def test_a_running_sender_does_not_take_fires_event(intake: FakeIntake, outbox: Outbox) -> None:
+def test_a_running_sender_does_not_take_fires_event(intake: FakeIntake, outbox: Outbox,
+                                                    dd_sink: Sink) -> None:
     sender = sender_for(outbox, intake)
     sender.start()
     try:
         intake.set_mode(Fault.slow(0.3))
-        sink = make_sink("datadog", settings_for(intake))
-        deliver_via_outbox(outbox, sink, "r", {"title": "once", "text": "x"}, FAST)
+        deliver_via_outbox(outbox, dd_sink, "r", {"title": "once", "text": "x"}, FAST)
         time.sleep(0.3)
     finally:
         sender.stop(5)
@@ -193,12 +203,16 @@ def test_a_running_sender_does_not_take_fires_event(intake: FakeIntake, outbox: 
 
 def test_registry_builds_each_sink(tmp_path: Path, intake: FakeIntake) -> None:
     settings = settings_for(intake)
-    assert make_sink("datadog", settings).name == "datadog"
-    assert make_sink("dogstatsd", settings, address="127.0.0.1:8125").name == "dogstatsd"
     stream = io.StringIO()
-    make_sink("stdout", settings, stream=stream).send({"title": "t", "text": "x"})
+    sinks = [make_sink("datadog", settings),
+             make_sink("dogstatsd", settings, address="127.0.0.1:8125"),
+             make_sink("stdout", settings, stream=stream),
+             make_sink("file", settings, path=tmp_path / "a.jsonl")]
+    assert [s.name for s in sinks] == ["datadog", "dogstatsd", "stdout", "file"]
+    for sink in sinks:
+        assert sink.send({"title": "t", "text": "x"}).outcome is Outcome.DELIVERED
+        sink.close()
     assert json.loads(stream.getvalue()) == {"title": "t", "text": "x"}
-    assert make_sink("file", settings, path=tmp_path / "a.jsonl").name == "file"
     with pytest.raises(UsageError, match="unknown sink 'kafka'; choose one of: datadog"):
         make_sink("kafka", settings)
     with pytest.raises(UsageError, match="needs a path"):
