@@ -238,17 +238,37 @@ def compile_expression(tmpl: Tmpl) -> Expression:
     return Expression(tmpl, _jinja_expression(tmpl.text))
 
 
+def _closes_on_line(line: str, start: int) -> bool:
+    """Whether the quoted YAML scalar opening at `line[start]` also closes on this line."""
+    quote, i = line[start], start + 1
+    while i < len(line):
+        char = line[i]
+        if quote == '"' and char == "\\":
+            i += 2
+            continue
+        if char == quote:
+            if quote == "'" and line[i + 1:i + 2] == "'":  # '' is an escaped quote
+                i += 2
+                continue
+            return True
+        i += 1
+    return False
+
+
 def location_in(tmpl: Tmpl, line: int) -> Location:
     """The file place of line `line` (1-based) of a template that starts at `tmpl.location`.
 
     Only called on error paths, so it may read the rule file: for a block scalar (`|`, `>`)
-    the template's first line is the file line after the indicator.
+    the template's first line is the file line after the indicator; a quoted scalar that
+    closes on its first line (newlines written as \\n) stays at its start.
     """
     loc = tmpl.location
     linecache.checkcache(loc.path)  # the file may have changed since a previous error
     source = linecache.getline(loc.path, loc.line)
-    block = source[loc.col - 1:loc.col] in ("|", ">")
-    if line <= 1 and not block:
+    opener = source[loc.col - 1:loc.col]
+    block = opener in ("|", ">")
+    if (line <= 1 and not block) or (opener in ("'", '"')
+                                     and _closes_on_line(source, loc.col - 1)):
         return loc
     file_line = loc.line + line - (0 if block else 1)
     text = linecache.getline(loc.path, file_line)

@@ -180,3 +180,15 @@ def test_compile_rules_keeps_the_good_and_reports_the_bad() -> None:
     compiled, problems = compile_rules([good, bad])
     assert [c.id for c in compiled] == ["good"]
     assert [p.rule_id for p in problems] == ["bad"]
+
+
+def test_an_error_in_a_one_line_quoted_template_stays_on_that_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text('rules:\n  - text: "a\\n{{ x }\\" q"\n  - text: \'it\'\'s\n    {{ y }\'\n',
+                    encoding="utf-8")
+    one_line = rule(text=Tmpl('a\n{{ x }" q', Location(str(path), 2, 11)))
+    _, problems = compile_rule(one_line)
+    assert [(p.location.line, p.location.col) for p in problems if p.location] == [(2, 11)]
+    folded = rule(text=Tmpl("it's\n{{ y }", Location(str(path), 3, 11)))
+    _, problems = compile_rule(folded)
+    assert [(p.location.line, p.location.col) for p in problems if p.location] == [(4, 5)]
