@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from emitter import logs
 from emitter.errors import InvalidError
@@ -39,9 +39,10 @@ from emitter.sinks.base import DeliveryResult, Outcome
 from emitter.sinks.registry import sink_factory
 from emitter.state import resolve_state_dir
 from emitter.statestore import StateStore
+from emitter.stdinlines import LineHandle, StdinLines
 from emitter.templates import compile_rules
 from emitter.throttle import Throttler
-from emitter.triggers.base import Dispatch, OnError, TriggerRunner
+from emitter.triggers.base import Dispatch, OnError, TriggerHealth, TriggerRunner
 from emitter.validation import validate_paths
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class Daemon:
         self._mtimes: dict[str, float] = {}
         self._tmp_state: str | None = None
         self._closers: list[Callable[[], None]] = []
+        self._stdin: StdinLines | None = None
         self.pipeline: Pipeline | None = None
         self.sender: Sender | None = None
         self.store: StateStore | None = None
@@ -243,7 +245,11 @@ class Daemon:
         if kind == "stdin":
             from emitter.triggers.stdin import StdinRunner
 
-            return StdinRunner(rules, dispatch, on_error)
+            if self._stdin is None:
+                self._stdin = StdinLines()
+            handle = self._stdin.handle()
+            return _StdinUnit(StdinRunner(rules, dispatch, on_error,
+                                          stream=cast(BinaryIO, handle)), handle)
         if kind == "command":
             from emitter.triggers.command import CommandRunner
 
@@ -323,11 +329,23 @@ class Daemon:
                     log.info("rule files changed")
                     self.reload()
             self._flush_summaries()
+            if self._only_input_ended():
+                log.info("standard input ended and nothing else runs: delivering, then exiting")
+                if self.sender is not None:
+                    self.sender.drain(self.config.grace)
+                break
             exit_after = self.config.exit_after
             if exit_after is not None and now - started >= exit_after:
                 log.info("exit-after reached")
                 break
         return 0
+
+    def _only_input_ended(self) -> bool:
+        """`producer | emitter run --stdin`: stdin was the only trigger and reached its end."""
+        if not self._units or any(key[0] != "stdin" for key in self._units):
+            return False
+        return all(getattr(unit._runner, "done", threading.Event()).is_set()
+                   for _, unit in self._units.values() if isinstance(unit, _StdinUnit))
 
     def _flush_summaries(self) -> None:
         if self.pipeline is None:
@@ -340,7 +358,8 @@ class Daemon:
     def shutdown(self) -> bool:
         """Stop triggers, then the sender within the grace period; close the state.
         True when every in-flight request finished in time."""
-        log.info("stopping", extra={"grace": self.config.grace})
+        if self.pipeline is not None:
+            log.info("stopping", extra={"grace": self.config.grace})
         deadline = time.monotonic() + self.config.grace
         for key, (_, runner) in list(self._units.items()):
             runner.stop(max(0.1, deadline - time.monotonic()))
@@ -357,8 +376,29 @@ class Daemon:
         self._closers.clear()
         if self._tmp_state:
             shutil.rmtree(self._tmp_state, ignore_errors=True)
-        log.info("stopped", extra={"pending": pending, "in_flight_finished": finished})
+        if self.pipeline is not None:
+            log.info("stopped", extra={"pending": pending, "in_flight_finished": finished})
         return finished
+
+
+class _StdinUnit:
+    """A StdinRunner whose reads end as soon as it is stopped (see emitter.stdinlines)."""
+
+    def __init__(self, runner: Any, handle: LineHandle) -> None:
+        self._runner = runner
+        self._handle = handle
+        self.name = runner.name
+
+    def start(self) -> None:
+        self._runner.start()
+
+    def stop(self, timeout: float) -> None:
+        self._handle.stop()
+        self._runner.stop(timeout)
+
+    def health(self) -> TriggerHealth:
+        health: TriggerHealth = self._runner.health()
+        return health
 
 
 class _CountingSender(Sender):

@@ -22,7 +22,7 @@ from emitter.errors import InvalidError, OutboxFullError
 from emitter.eventcheck import check_event
 from emitter.logs import log_event
 from emitter.metrics import Metrics
-from emitter.model import Rule
+from emitter.model import MISSING, Rule
 from emitter.problems import Problem
 from emitter.render import RenderContext, render, render_throttle_key
 from emitter.statestore import StateStore
@@ -121,7 +121,7 @@ class Pipeline:
         rule, trigger = compiled.rule, firing.trigger
         at = firing.at or time.time()
         ctx = self._context(at)
-        outcome = render(compiled, firing.variables, ctx)
+        outcome = render(compiled, _with_defaults(rule, firing.variables), ctx)
         for problem in outcome.problems:
             if problem.is_error:
                 self._invalid(rule.id, trigger, problem)
@@ -241,6 +241,13 @@ class Pipeline:
 
 
 _FIRSTS = "throttle-first"
+
+
+def _with_defaults(rule: Rule, variables: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The firing's variables plus the defaults of params the trigger did not provide."""
+    missing = {p.name: p.default for p in rule.params
+               if p.default is not MISSING and p.name not in variables}
+    return {**missing, **variables} if missing else variables
 
 
 def _first_key(rule_id: str, key: str, start: float) -> str:
