@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, TypeAlias
 
 import jinja2
+from jinja2 import meta
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -220,6 +221,23 @@ def _jinja_template(text: str) -> jinja2.Template:
 @lru_cache(maxsize=1024)
 def _jinja_expression(text: str) -> Callable[..., Any]:
     return ENV.compile_expression(text, undefined_to_none=False)
+
+
+@lru_cache(maxsize=4096)
+def _jinja_names(text: str) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(ENV.parse(text)))
+
+
+def names_in(compiled: CompiledTemplate | Expression) -> frozenset[str]:
+    """Context names a compiled template or expression reads. Cheap for the constant and
+    substitution forms (no Jinja at all), so linting need not re-parse every template."""
+    if isinstance(compiled, Constant):
+        return frozenset()
+    if isinstance(compiled, Substitution):
+        return frozenset(name for name, _, _ in compiled.pairs)
+    if isinstance(compiled, Expression):
+        return _jinja_names("{{ (" + compiled.source.text + ") }}")
+    return _jinja_names(compiled.source.text)
 
 
 def compile_template(tmpl: Tmpl) -> CompiledTemplate:

@@ -192,3 +192,13 @@ def test_an_error_in_a_one_line_quoted_template_stays_on_that_line(tmp_path: Pat
     folded = rule(text=Tmpl("it's\n{{ y }", Location(str(path), 3, 11)))
     _, problems = compile_rule(folded)
     assert [(p.location.line, p.location.col) for p in problems if p.location] == [(4, 5)]
+
+
+def test_names_in_every_form() -> None:
+    from emitter.templates import compile_expression, names_in
+
+    assert names_in(compile_template(tmpl("plain"))) == frozenset()
+    assert names_in(compile_template(tmpl("{{ a }}-{{ b.c }}"))) == {"a", "b"}
+    assert names_in(compile_template(tmpl("{% for i in xs %}{{ i }}{{ y }}{% endfor %}"))) == {
+        "xs", "y"}
+    assert names_in(compile_expression(tmpl("n > limit and ok"))) == {"n", "limit", "ok"}
