@@ -110,3 +110,72 @@ def test_child_gets_its_own_group_when_not_on_a_terminal() -> None:
     run_wrapped([PY, "-c", code], stdout=out, stderr=io.BytesIO(), own_process_group=False)
     assert int(out.getvalue()) == os.getpgid(0)
     assert time.monotonic() - start < 30
+
+
+# ---- `emitter exec` end to end (subprocess, loopback intake) ---------------------------------
+
+from tests.intake import (  # noqa: E402
+    INTAKE_KEY,
+    FakeIntake,
+    Fault,
+    intake_fixture,  # noqa: E402, F401
+)
+
+REPO = Path(__file__).resolve().parent.parent
+JOBS = str(REPO / "rules" / "jobs.yaml")
+
+
+def _exec(args: list[str], env: dict[str, str],
+          timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([PY, "-m", "emitter", "exec", *args], capture_output=True, env=env,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _env(intake: FakeIntake | None, tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DD_API_KEY", "DATADOG_HOST")}
+    env["HOME"] = str(tmp)
+    if intake is not None:
+        env.update({"DATADOG_HOST": intake.url, "DD_API_KEY": INTAKE_KEY})
+    return env
+
+
+@pytest.mark.slow
+def test_exec_passes_the_exit_code_and_sends_the_event(intake: FakeIntake, tmp_path: Path) -> None:
+    code = "import sys; print('dumped 3 tables'); print('warn: slow', file=sys.stderr); sys.exit(4)"
+    proc = _exec([JOBS, "--rule", "job-finished", "--var", "job=backup", "--", PY, "-c", code],
+                 _env(intake, tmp_path))
+    assert proc.returncode == 4, proc.stderr.decode()
+    assert proc.stdout.decode() == "dumped 3 tables\n"  # the job's own output, untouched
+    assert "warn: slow" in proc.stderr.decode()
+    (event,) = intake.events
+    assert event["title"] == "backup failed (exit 4)"
+    assert event["alert_type"] == "error"
+    assert "dumped 3 tables" in event["text"] and "warn: slow" in event["text"]
+    assert event["tags"] == ["job:backup"]
+
+
+@pytest.mark.slow
+def test_exec_exit_code_survives_a_refused_event(intake: FakeIntake, tmp_path: Path) -> None:
+    intake.set_mode(Fault.reject(400, "Event too far in the past"))
+    proc = _exec([JOBS, "--rule", "job-finished", "--var", "job=x", "--", "true"],
+                 _env(intake, tmp_path))
+    assert proc.returncode == 0
+    assert "the event was not sent" in proc.stderr.decode()
+    assert "Event too far in the past" in proc.stderr.decode()
+
+
+@pytest.mark.slow
+def test_exec_runs_the_job_even_without_a_key_or_with_a_bad_rule(tmp_path: Path) -> None:
+    proc = _exec([JOBS, "--rule", "job-finished", "--var", "job=x", "--", "sh", "-c", "exit 9"],
+                 _env(None, tmp_path))
+    assert proc.returncode == 9
+    assert "DD_API_KEY" in proc.stderr.decode()
+    proc = _exec([JOBS, "--rule", "no-such-rule", "--", "sh", "-c", "echo ran; exit 5"],
+                 _env(None, tmp_path))
+    assert proc.returncode == 5 and proc.stdout == b"ran\n"
+    assert "no-such-rule" in proc.stderr.decode()
+
+
+def test_exec_without_a_command_is_a_usage_error(tmp_path: Path) -> None:
+    proc = _exec([JOBS, "--rule", "job-finished"], _env(None, tmp_path))
+    assert proc.returncode == 2

@@ -123,15 +123,15 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]] | None
     from emitter.templates import compile_rule
 
     try:
-        settings = Settings.from_environ(os.environ)
-        if not (args.dry_run or args.sink == "stdout"):
-            settings.require_api_key(hint=NO_KEY_HINT)
         raw = _parse_vars(args.var)
         loaded = load_rules([args.path])
         errors = [p for p in loaded.problems if p.is_error]
         rule = loaded.rule(args.rule)
         if rule is None and not errors:
             raise UsageError(f"no rule {args.rule!r} in {args.path}")
+        settings = Settings.from_environ(os.environ)
+        if not (args.dry_run or args.sink == "stdout"):
+            settings.require_api_key(hint=NO_KEY_HINT)
     except EmitterError as exc:
         _say(f"{exc}; running the command anyway, no event will be sent")
         return None
