@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 from emitter import logs
 from emitter.errors import InvalidError
@@ -33,16 +33,17 @@ from emitter.metrics import Metrics, MetricsServer, parse_addr
 from emitter.outbox import Outbox, Row
 from emitter.pipeline import Pipeline, RuleSet, context_factory
 from emitter.problems import Problem
-from emitter.sender import Sender
+from emitter.sender import Sender, reason
 from emitter.settings import Settings
 from emitter.sinks.base import DeliveryResult, Outcome
 from emitter.sinks.registry import sink_factory
 from emitter.state import resolve_state_dir
 from emitter.statestore import StateStore
-from emitter.stdinlines import LineHandle, StdinLines
+from emitter.stdinlines import StdinLines
 from emitter.templates import compile_rules
 from emitter.throttle import Throttler
-from emitter.triggers.base import Dispatch, OnError, TriggerHealth, TriggerRunner
+from emitter.triggers.base import Dispatch, OnError, TriggerRunner
+from emitter.units import RunnerFactory, UnitKey, group_units, input_ended, make_runner
 from emitter.validation import validate_paths
 
 log = logging.getLogger(__name__)
@@ -66,38 +67,6 @@ class DaemonConfig:
     grace: float = 10.0
     exit_after: float | None = None
     workers: int = 4
-
-
-# ---- trigger units ------------------------------------------------------------------------
-# A unit is one TriggerRunner over a group of rules: one per schedule or command rule, one per
-# followed file, one webhook server, one stdin reader. On reload a unit whose rules compare
-# equal keeps running with its state; any other is stopped and started afresh (its durable
-# state, e.g. file positions, lives in the state store and carries over).
-
-UnitKey = tuple[str, str]
-
-
-def unit_key(rule_type: str, rule_id: str, trigger: Any) -> UnitKey | None:
-    if rule_type in ("schedule", "command"):
-        return (rule_type, rule_id)
-    if rule_type == "file":
-        return ("file", str(trigger.path))
-    if rule_type in ("webhook", "stdin"):
-        return (rule_type, "")
-    return None  # manual: fired by `emitter fire`/`exec`, nothing to run
-
-
-def group_units(rules: Iterable[Any], *, stdin: bool) -> dict[UnitKey, tuple[Any, ...]]:
-    units: dict[UnitKey, list[Any]] = {}
-    for rule in rules:
-        key = unit_key(rule.trigger.type, rule.id, rule.trigger)
-        if key is None or (key[0] == "stdin" and not stdin):
-            continue
-        units.setdefault(key, []).append(rule)
-    return {k: tuple(v) for k, v in units.items()}
-
-
-RunnerFactory = Callable[[str, Sequence[Any], Dispatch, OnError], TriggerRunner]
 
 
 class Daemon:
@@ -234,36 +203,11 @@ class Daemon:
     def _make_runner(self, kind: str, rules: Sequence[Any], dispatch: Dispatch,
                      on_error: OnError) -> TriggerRunner:
         assert self.store is not None
-        if kind == "file":
-            from emitter.triggers.filetail import FileTailRunner
-
-            return FileTailRunner(rules, dispatch, on_error, self.store)
-        if kind == "schedule":
-            from emitter.triggers.schedule import ScheduleRunner
-
-            return ScheduleRunner(rules, dispatch, on_error)
-        if kind == "stdin":
-            from emitter.triggers.stdin import StdinRunner
-
-            if self._stdin is None:
-                self._stdin = StdinLines()
-            handle = self._stdin.handle()
-            return _StdinUnit(StdinRunner(rules, dispatch, on_error,
-                                          stream=cast(BinaryIO, handle)), handle)
-        if kind == "command":
-            from emitter.triggers.command import CommandRunner
-
-            return CommandRunner(rules, dispatch, on_error, self.store)
-        if kind == "webhook":
-            return self._webhook_runner(rules, dispatch, on_error)
-        raise ValueError(f"no runner for trigger type {kind!r}")
-
-    def _webhook_runner(self, rules: Sequence[Any], dispatch: Dispatch,
-                        on_error: OnError) -> TriggerRunner:
-        from emitter.triggers.webhook import WebhookServer
-
-        return WebhookServer(rules, dispatch, on_error, listen=self.config.listen,
-                             environ=self.environ, metrics=self.metrics.render)
+        if kind == "stdin" and self._stdin is None:
+            self._stdin = StdinLines()
+        return make_runner(kind, rules, dispatch, on_error, store=self.store,
+                           listen=self.config.listen, environ=self.environ,
+                           metrics=self.metrics.render, stdin=self._stdin)
 
     def _on_error(self, rule_id: str | None, message: str) -> None:
         if rule_id:
@@ -344,8 +288,7 @@ class Daemon:
         """`producer | emitter run --stdin`: stdin was the only trigger and reached its end."""
         if not self._units or any(key[0] != "stdin" for key in self._units):
             return False
-        return all(getattr(unit._runner, "done", threading.Event()).is_set()
-                   for _, unit in self._units.values() if isinstance(unit, _StdinUnit))
+        return all(input_ended(unit) for _, unit in self._units.values())
 
     def _flush_summaries(self) -> None:
         if self.pipeline is None:
@@ -381,26 +324,6 @@ class Daemon:
         return finished
 
 
-class _StdinUnit:
-    """A StdinRunner whose reads end as soon as it is stopped (see emitter.stdinlines)."""
-
-    def __init__(self, runner: Any, handle: LineHandle) -> None:
-        self._runner = runner
-        self._handle = handle
-        self.name = runner.name
-
-    def start(self) -> None:
-        self._runner.start()
-
-    def stop(self, timeout: float) -> None:
-        self._handle.stop()
-        self._runner.stop(timeout)
-
-    def health(self) -> TriggerHealth:
-        health: TriggerHealth = self._runner.health()
-        return health
-
-
 class _CountingSender(Sender):
     """The sender, counting each attempt's outcome per rule (sent / failed / dead)."""
 
@@ -411,6 +334,15 @@ class _CountingSender(Sender):
         name = {Outcome.DELIVERED: "sent", Outcome.REJECTED: "dead"}.get(result.outcome,
                                                                          "failed")
         self.metrics.inc(row.rule_id, name)
+        fields: dict[str, Any] = {"outbox_id": row.id, "attempt": row.attempts}
+        if result.status is not None:
+            fields["status"] = result.status
+        if result.event_id:
+            fields["event_id"] = result.event_id
+        if name != "sent":
+            fields["error"] = reason(result)
+        level = logging.WARNING if name == "dead" else logging.INFO
+        logs.log_event(row.rule_id, "sender", name, level=level, fields=fields)
 
 
 def _webhook_secrets(compiled: Iterable[Any], environ: Mapping[str, str]) -> list[str]:
