@@ -15,8 +15,10 @@ from emitter.errors import ConfigError, OutboxFullError
 BUSY_TIMEOUT_MS = 10_000
 T = TypeVar("T")
 # An op gets the connection (inside a transaction) and a tally of counter deltas, which the
-# committer adds to the `counters` table once per transaction, outside the op's savepoint
-# (so an op may count its own refusal and still raise).
+# committer adds to the `counters` table once per transaction. An op that refuses (raises
+# anything but sqlite3.Error) must do so before it writes: there are no per-op savepoints,
+# they cost more than the inserts. It may still count its refusal in the tally. An
+# sqlite3.Error fails the whole transaction and every op in it.
 OpFn = Callable[[sqlite3.Connection, "collections.Counter[str]"], T]
 
 
@@ -71,8 +73,8 @@ class GroupCommitter:
         """Run `fn` inside a shared write transaction; return once that transaction is durable.
 
         The first caller to find no commit running becomes the leader: it takes every queued
-        op, runs them in one transaction (each under a savepoint, so one op's failure does not
-        undo the others) and commits once. Callers arriving meanwhile queue for the next one.
+        op, runs them in one transaction (an op that refuses leaves the others unaffected)
+        and commits once. Callers arriving meanwhile queue for the next one.
 
         `durable=False` is for bookkeeping whose loss in a power cut is harmless (a claim, a
         delivered event's deletion: at worst a duplicate): a transaction holding only such ops
@@ -119,13 +121,12 @@ class GroupCommitter:
                 self._sync = sync
             conn.execute("BEGIN IMMEDIATE")
             for op in batch:
-                conn.execute("SAVEPOINT op")
                 try:
                     op.result = op.fn(conn, tally)
+                except sqlite3.Error:
+                    raise  # the whole transaction is in doubt: every op fails below
                 except Exception as exc:  # noqa: BLE001 - handed back to that op's caller
                     op.error = exc
-                    conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
             for name, delta in tally.items():
                 conn.execute(
                     "INSERT INTO counters VALUES (?, ?) "

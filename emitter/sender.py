@@ -98,7 +98,8 @@ class _Handoff:
         with self._cv:
             self._cv.wait_for(lambda: bool(self._rows) or stop.is_set(), 0.1)
             row = self._rows.popleft() if self._rows and not stop.is_set() else None
-            self._cv.notify_all()
+            if row is not None and len(self._rows) == self.low:
+                self._cv.notify_all()  # running low: the dispatcher claims the next batch
             return row
 
     def take_all(self) -> list[Row]:
@@ -114,6 +115,8 @@ class _Settler:
     crash in between means it is sent again, never lost."""
 
     LIMIT = 512  # outcomes waiting to be recorded before workers must wait
+    BATCH = 64  # record at once when this many are waiting...
+    LINGER = 0.02  # ...or after this many seconds
 
     def __init__(self, outbox: Outbox, progress: threading.Condition) -> None:
         self._outbox, self._progress = outbox, progress
@@ -129,7 +132,8 @@ class _Settler:
         with self._cv:
             self._cv.wait_for(lambda: len(self._items) < self.LIMIT or self._closed)
             self._items.append(item)
-            self._cv.notify_all()
+            if len(self._items) in (1, self.BATCH):  # start lingering, or stop it
+                self._cv.notify_all()
 
     def close(self) -> None:
         with self._cv:
@@ -142,6 +146,10 @@ class _Settler:
         while True:
             with self._cv:
                 self._cv.wait_for(lambda: bool(self._items) or self._closed)
+                # Linger a moment so one transaction records many outcomes (the rows stay
+                # inflight meanwhile, which is exactly what they are until recorded).
+                self._cv.wait_for(lambda: len(self._items) >= self.BATCH or self._closed,
+                                  self.LINGER)
                 batch, self._items = self._items, []
                 self._cv.notify_all()
             if not batch:
