@@ -209,10 +209,10 @@ class Sender:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
+        sinks = [self._factory() for _ in range(self._workers)]  # a bad sink fails first
         if self._lock_fd is None:
             self._lock_fd = take_sender_lock(self.outbox.path)
         self.outbox.release_inflight()
-        sinks = [self._factory() for _ in range(self._workers)]
         self._settler.start()
         self._threads = [threading.Thread(target=self._dispatch, name="outbox-dispatch")]
         self._threads += [
@@ -356,7 +356,12 @@ def _send(sink: Sink, row: Row) -> DeliveryResult:
         return DeliveryResult(Outcome.REJECTED, errors=(f"stored body is not JSON: {exc}",))
     if not isinstance(event, dict):
         return DeliveryResult(Outcome.REJECTED, errors=("stored body is not a JSON object",))
-    return sink.send(event)
+    try:
+        return sink.send(event)
+    except Exception as exc:  # noqa: BLE001 - a sink bug must not kill the worker
+        log.exception("sink %s failed on event %d", getattr(sink, "name", "?"), row.id)
+        why = f"internal error in the {getattr(sink, 'name', '?')} sink: {exc!r}"[:500]
+        return DeliveryResult(Outcome.RETRY, errors=(why,), detail=why)
 
 
 def reason(result: DeliveryResult) -> str:

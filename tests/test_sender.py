@@ -228,3 +228,36 @@ def test_statsd_addresses() -> None:
     for bad in ("agent", "tcp://agent:1", "udp://agent:notaport", "unix://"):
         with pytest.raises(ConfigError):
             parse_statsd_address(bad)
+
+
+class _Flaky:
+    """A sink whose first send raises (a bug), then delivers: the worker must survive it."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send(self, event: dict) -> object:
+        from emitter.sinks.base import DeliveryResult
+
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("boom")
+        return DeliveryResult(Outcome.DELIVERED)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_sink_bug_is_a_retry_not_a_dead_worker(outbox: Outbox) -> None:
+    outbox.enqueue([("r", marked(i)) for i in range(5)])
+    sender = Sender(outbox, _Flaky, workers=1, policy=FAST)
+    sender.start()
+    try:
+        assert sender.drain(timeout=10)
+    finally:
+        sender.stop(5)
+    assert sender.counters().sent == 5 and sender.counters().retried == 1
+    last = outbox.status().last_error or ""
+    assert "internal error in the flaky sink: RuntimeError('boom')" in last
