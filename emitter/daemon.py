@@ -141,9 +141,9 @@ class Daemon:
 
     def _open_state(self) -> None:
         flag = self.config.state_dir
-        if self.config.dry_run and not flag:
-            # A dry run must not move the real file positions or leave events in the real
-            # outbox for a later real run to send.
+        if (self.config.dry_run or self.config.sink == "stdout") and not flag:
+            # Printing runs must not move the real file positions, nor print (and so
+            # remove) events the real outbox holds for Datadog.
             self._tmp_state = tempfile.mkdtemp(prefix="emitter-dry-run-")
             flag = self._tmp_state
         self.state_dir = resolve_state_dir(flag, self.environ)

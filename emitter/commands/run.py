@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="rule file or directory")
     p.add_argument("--dry-run", action="store_true",
                    help="run everything but print events to stdout instead of sending them "
-                   "(uses a temporary state directory unless --state-dir is given)")
+                   "(like --sink stdout, this uses a temporary state directory unless "
+                   "--state-dir is given)")
     p.add_argument("--sink", choices=("datadog", "dogstatsd", "stdout", "file"),
                    default="datadog", help="where events go (default: datadog)")
     p.add_argument("--sink-path", metavar="FILE", help="JSON-lines file for --sink file")
