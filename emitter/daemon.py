@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.2  # seconds between looks at signal flags, watched files and due summaries
 STATE_FILE = "state.sqlite3"
+READY_TIMEOUT = 5.0  # seconds to wait for a server unit to listen before saying "started"
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,9 @@ class Daemon:
             runner = self._runner_factory(key[0], rules, self.pipeline.dispatch,
                                           self._on_error)
             runner.start()
+            wait_ready = getattr(runner, "wait_ready", None)
+            if callable(wait_ready) and not wait_ready(READY_TIMEOUT):
+                log.warning("trigger not ready yet (still retrying)", extra={"unit": key[0]})
             self._units[key] = (rules, runner)
             log.info("trigger started", extra={"unit": "/".join(k for k in key if k),
                                                "rules": ",".join(r.id for r in rules)})
