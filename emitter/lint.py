@@ -18,12 +18,21 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
-from jinja2 import meta, nodes
+from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 
 from emitter.model import FieldValue, Rule, Tmpl
 from emitter.problems import Location, Problem, Severity
-from emitter.templates import ENV, CompiledRule
+from emitter.templates import (
+    ENV,
+    CompiledRule,
+    CompiledTemplate,
+    Expression,
+    compile_expression,
+    compile_template,
+    names_in,
+    split_simple,
+)
 
 # check id -> what it warns about (shown by docs and `--help`-style listings)
 CHECKS: dict[str, str] = {
@@ -79,16 +88,24 @@ def literal_parts(text: str) -> tuple[str, ...]:
     """The literal text pieces of a template, in order (the whole text when it has no markup)."""
     if not is_template(text):
         return (text,)
+    simple = split_simple(text)
+    if simple is not None:  # literal text and placeholders: no parse needed
+        head, pairs = simple
+        return tuple(part for part in (head, *(tail for _, _, tail in pairs)) if part)
     ast = _parse(text)
     if ast is None:
         return ()
     return tuple(node.data for node in ast.find_all(nodes.TemplateData))
 
 
-def variables_of(text: str, *, expression: bool = False) -> frozenset[str]:
-    """Names a template (or a bare expression such as `when:`) reads from its context."""
-    ast = _parse("{{ " + text + " }}" if expression else text)
-    return frozenset(meta.find_undeclared_variables(ast)) if ast is not None else frozenset()
+def variables_of(tmpl: Tmpl, *, expression: bool = False) -> frozenset[str] | None:
+    """Names a template (or a bare expression such as `when:`) reads from its context; None
+    when it does not compile. The compiled form comes from the compile caches, which the rule's
+    own compile (when lint has no compiled rule) has usually filled."""
+    try:
+        return names_in(compile_expression(tmpl) if expression else compile_template(tmpl))
+    except TemplateSyntaxError:
+        return None
 
 
 # ---- tag-format ---------------------------------------------------------------------------
@@ -220,9 +237,11 @@ def check_field_length(item: LintInput) -> list[Problem]:
 
 def check_constant_when(item: LintInput) -> list[Problem]:
     when = item.rule.when
-    if when is None or _parse("{{ " + when.text + " }}") is None:
+    if when is None:
         return []
-    if variables_of(when.text, expression=True):
+    compiled = item.compiled.when if item.compiled is not None else None
+    names = names_in(compiled) if compiled is not None else variables_of(when, expression=True)
+    if names is None or names:  # None: a syntax error, reported by compile_rule
         return []
     return [_warn("constant-when", f"when: {when.text!r} uses no variable, so it is always "
                   "the same; remove it or test a param or trigger variable", when.location,
@@ -239,22 +258,31 @@ def _field_templates(value: FieldValue) -> Iterable[Tmpl]:
         yield from value
 
 
-def used_names(rule: Rule) -> frozenset[str]:
-    """Every variable name any template, `when`, `foreach` or throttle key of `rule` reads."""
-    names: set[str] = set()
+def _compiled_parts(compiled: CompiledRule) -> Iterable[CompiledTemplate | Expression]:
+    for _, value in compiled.fields:
+        if isinstance(value, tuple):
+            yield from value
+        elif not isinstance(value, int):
+            yield value
+    yield from (p for p in (compiled.when, compiled.foreach, compiled.throttle_key) if p)
+
+
+def used_names(rule: Rule, compiled: CompiledRule | None = None) -> frozenset[str]:
+    """Every variable name any template, `when`, `foreach` or throttle key of `rule` reads,
+    from the names recorded when it was compiled (`compiled`, when the rule compiled)."""
+    if compiled is not None:
+        return frozenset().union(*(names_in(part) for part in _compiled_parts(compiled)))
+    found: list[frozenset[str] | None] = []
     for value in rule.event.values():
-        for tmpl in _field_templates(value):
-            names |= variables_of(tmpl.text)
-    for expr in (rule.when, rule.foreach):
-        if expr is not None:
-            names |= variables_of(expr.text, expression=True)
+        found.extend(variables_of(tmpl) for tmpl in _field_templates(value))
+    found.extend(variables_of(e, expression=True) for e in (rule.when, rule.foreach) if e)
     if rule.throttle is not None:
-        names |= variables_of(rule.throttle.key.text)
-    return frozenset(names)
+        found.append(variables_of(rule.throttle.key))
+    return frozenset().union(*(names for names in found if names is not None))
 
 
 def check_unused_param(item: LintInput) -> list[Problem]:
-    used = used_names(item.rule)
+    used = used_names(item.rule, item.compiled)
     return [_warn("unused-param", f"param {p.name!r} is declared but no template uses it",
                   p.location or item.rule.location, item.rule.id)
             for p in item.rule.params if p.name not in used]

@@ -3,15 +3,18 @@
 Each template string becomes one of three compiled forms, chosen by what the text needs:
 `Constant` (no Jinja markup at all), `Substitution` (only literal text and `{{ name }}`
 placeholders) and `JinjaTemplate` (anything else). The first two skip Jinja at render time;
-tests/test_templates.py proves they render exactly what Jinja renders.
+tests/test_templates.py proves they render exactly what Jinja renders. A Jinja template is
+parsed once and its code generated once; the names it reads are recorded during that one
+code generation, so lint never parses it again.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import linecache
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -19,8 +22,11 @@ from types import TracebackType
 from typing import Any, TypeAlias
 
 import jinja2
-from jinja2 import meta
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.idtracking import VAR_LOAD_RESOLVE
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from emitter.model import FieldValue, Rule, Tmpl
@@ -144,6 +150,7 @@ class Substitution:
 class JinjaTemplate:
     source: Tmpl
     template: jinja2.Template
+    names: frozenset[str] = frozenset()  # context names it reads (see names_in)
 
     def render(self, scope: dict[str, Any]) -> str:
         # A shared context reads `scope` directly instead of copying it for every template.
@@ -162,13 +169,18 @@ class JinjaTemplate:
 
 @dataclass(frozen=True)
 class Expression:
-    """A Jinja expression (`when`, `foreach`) evaluated to a Python value."""
+    """A Jinja expression (`when`, `foreach`) evaluated to a Python value: a template whose
+    code assigns the expression's value to `result`."""
 
     source: Tmpl
-    evaluate: Callable[..., Any]
+    template: jinja2.Template
+    names: frozenset[str] = frozenset()  # context names it reads (see names_in)
 
     def __call__(self, scope: dict[str, Any]) -> Any:
-        return self.evaluate(scope)
+        context = self.template.new_context(scope, shared=True)  # `result` lands in its vars
+        for _ in self.template.root_render_func(context):
+            pass
+        return context.vars["result"]
 
 
 CompiledTemplate: TypeAlias = Constant | Substitution | JinjaTemplate
@@ -192,7 +204,7 @@ class CompiledRule:
 # ---- compiling ----------------------------------------------------------------------------
 
 
-def _split_simple(text: str) -> tuple[str, tuple[tuple[str, tuple[str, ...], str], ...]] | None:
+def split_simple(text: str) -> tuple[str, tuple[tuple[str, tuple[str, ...], str], ...]] | None:
     """Split literal-and-placeholder text, or None when only Jinja can render it faithfully."""
     if "\r" in text:  # Jinja normalises newlines in literal text
         return None
@@ -211,33 +223,64 @@ def _split_simple(text: str) -> tuple[str, tuple[tuple[str, tuple[str, ...], str
     return literals[0], pairs
 
 
+class _NameRecorder(CodeGenerator):
+    """Jinja's own code generator, also noting every name a frame resolves from the context:
+    the analysis jinja2.meta.find_undeclared_variables makes with a second, discarded code
+    generation, here made during the one that builds the template."""
+
+    def __init__(self) -> None:
+        self.code = io.StringIO()
+        super().__init__(ENV, None, _FILENAME, self.code, optimized=ENV.optimized)
+        self.names: set[str] = set()
+
+    def enter_frame(self, frame: Frame) -> None:
+        super().enter_frame(frame)
+        self.names.update(name for action, name in frame.symbols.loads.values()
+                          if action == VAR_LOAD_RESOLVE)
+
+
+_FILENAME = "<template>"  # JinjaTemplate.template_line looks for frames of this file
+
+
+def _build(ast: nodes.Template) -> tuple[jinja2.Template, frozenset[str]]:
+    """A parsed template's code and the context names it reads. Code generation raises
+    TemplateAssertionError (a TemplateSyntaxError) for what parsing cannot see, such as an
+    unknown filter or test, so compiling still finds those at load."""
+    ast.set_environment(ENV)
+    recorder = _NameRecorder()
+    recorder.visit(ast)
+    code = compile(recorder.code.getvalue(), _FILENAME, "exec")
+    template = ENV.template_class.from_code(ENV, code, ENV.make_globals(None))
+    return template, frozenset(recorder.names)
+
+
 @lru_cache(maxsize=4096)
-def _jinja_template(text: str) -> jinja2.Template:
+def _jinja_template(text: str) -> tuple[jinja2.Template, frozenset[str]]:
     # Rules often repeat one template ("service:{{ service }}"); compiled templates are
     # immutable, so one compile serves every rule that uses the text.
-    return ENV.from_string(text)
-
-
-@lru_cache(maxsize=1024)
-def _jinja_expression(text: str) -> Callable[..., Any]:
-    return ENV.compile_expression(text, undefined_to_none=False)
+    return _build(ENV.parse(text))
 
 
 @lru_cache(maxsize=4096)
-def _jinja_names(text: str) -> frozenset[str]:
-    return frozenset(meta.find_undeclared_variables(ENV.parse(text)))
+def _jinja_expression(text: str) -> tuple[jinja2.Template, frozenset[str]]:
+    # What Environment.compile_expression builds (`result = <expression>`), with the names.
+    parser = Parser(ENV, text, state="variable")
+    expr = parser.parse_expression()
+    if not parser.stream.eos:
+        raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
+    assign = nodes.Assign(nodes.Name("result", "store", lineno=1), expr, lineno=1)
+    return _build(nodes.Template([assign], lineno=1))
 
 
 def names_in(compiled: CompiledTemplate | Expression) -> frozenset[str]:
-    """Context names a compiled template or expression reads. Cheap for the constant and
-    substitution forms (no Jinja at all), so linting need not re-parse every template."""
+    """Every name a compiled template or expression reads from its context (the sandbox's
+    globals such as `range` included: a param of that name would hide them). Free for
+    every form: no form is parsed again."""
     if isinstance(compiled, Constant):
         return frozenset()
     if isinstance(compiled, Substitution):
         return frozenset(name for name, _, _ in compiled.pairs)
-    if isinstance(compiled, Expression):
-        return _jinja_names("{{ (" + compiled.source.text + ") }}")
-    return _jinja_names(compiled.source.text)
+    return compiled.names
 
 
 def compile_template(tmpl: Tmpl) -> CompiledTemplate:
@@ -245,15 +288,15 @@ def compile_template(tmpl: Tmpl) -> CompiledTemplate:
     text = tmpl.text
     if not any(marker in text for marker in _MARKERS) and "\r" not in text:
         return Constant(tmpl, text)
-    simple = _split_simple(text)
+    simple = split_simple(text)
     if simple is not None:
         return Substitution(tmpl, simple[0], simple[1])
-    return JinjaTemplate(tmpl, _jinja_template(text))
+    return JinjaTemplate(tmpl, *_jinja_template(text))
 
 
 def compile_expression(tmpl: Tmpl) -> Expression:
     """Compile a `when`/`foreach` expression (no `{{ }}` around it)."""
-    return Expression(tmpl, _jinja_expression(tmpl.text))
+    return Expression(tmpl, *_jinja_expression(tmpl.text))
 
 
 def _closes_on_line(line: str, start: int) -> bool:

@@ -202,3 +202,68 @@ def test_names_in_every_form() -> None:
     assert names_in(compile_template(tmpl("{% for i in xs %}{{ i }}{{ y }}{% endfor %}"))) == {
         "xs", "y"}
     assert names_in(compile_expression(tmpl("n > limit and ok"))) == {"n", "limit", "ok"}
+
+
+@pytest.mark.parametrize(
+    ("text", "globals_read"),
+    [
+        ("{{ a | upper }}-{{ b.c }}", set()),
+        ("{% for i in xs %}{{ i }}{{ y }}{{ loop.index }}{% endfor %}", set()),
+        ("{% set z = a %}{{ z }}{{ w }}", set()),
+        ("{% if p %}{{ q }}{% else %}{{ r | default(s) }}{% endif %}", set()),
+        ("{% macro m(v) %}{{ v }}{{ outer }}{% endmacro %}{{ m(arg) }}", set()),
+        ("{% with t = u %}{{ t }}{{ v }}{% endwith %}", set()),
+        ("{{ 'x' if c else d }}{# {{ not_a_name }} #}", set()),
+        ("{% set ns = namespace(n=0) %}{% for k in ks %}{% set ns.n = ns.n + k %}{% endfor %}"
+         "{{ ns.n }}", {"namespace"}),
+        ("{% for i in range(n) %}{{ i }}{{ dict(a=1) }}{% endfor %}", {"range", "dict"}),
+    ],
+)
+def test_recorded_names_are_what_jinja_meta_finds(text: str, globals_read: set[str]) -> None:
+    from jinja2 import meta
+
+    from emitter.templates import names_in
+
+    compiled = compile_template(tmpl(text))
+    assert isinstance(compiled, JinjaTemplate)
+    # meta leaves out the sandbox's globals; names_in keeps them (a param may hide them).
+    assert names_in(compiled) == meta.find_undeclared_variables(ENV.parse(text)) | globals_read
+
+
+@pytest.mark.parametrize(
+    ("text", "scope"),
+    [
+        ("n > limit and ok", {"n": 3, "limit": 2, "ok": True}),
+        ("items | map(attribute='k') | list", {"items": [{"k": 1}, {"k": 2}]}),
+        ("[1, 2][i:]", {"i": 1}),
+        ("missing is defined", {}),
+    ],
+)
+def test_expressions_evaluate_as_jinjas_compile_expression(text: str,
+                                                           scope: dict[str, object]) -> None:
+    from emitter.templates import compile_expression
+
+    ours = compile_expression(tmpl(text))({**BASE_SCOPE, **scope})
+    assert ours == ENV.compile_expression(text, undefined_to_none=False)(**scope)
+
+
+def test_an_expression_does_not_write_into_the_scope() -> None:
+    from emitter.templates import compile_expression
+
+    scope = {**BASE_SCOPE, "a": 1}
+    assert compile_expression(tmpl("a + 1"))(scope) == 2
+    assert "result" not in scope
+
+
+@pytest.mark.parametrize(
+    ("text", "expression"),
+    [("{{ x | no_such_filter }}", False), ("{{ x is no_such_test }}", False),
+     ("x | no_such_filter", True), ("a b", True), ("a) or (b", True)],
+)
+def test_what_only_code_generation_sees_is_still_an_error_at_compile(text: str,
+                                                                     expression: bool) -> None:
+    """Unknown filters and tests are found while generating code, not while parsing."""
+    from emitter.templates import compile_expression
+
+    with pytest.raises(TemplateSyntaxError):
+        compile_expression(tmpl(text)) if expression else compile_template(tmpl(text))
