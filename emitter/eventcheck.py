@@ -2,8 +2,9 @@
 date window, which JSON Schema cannot express because it depends on the current time.
 
 jsonschema (Draft 2020-12) is the source of truth and writes every message. A checker
-generated from the same schema at import gives the verdict on the hot path; jsonschema runs
-only when that verdict is "invalid". tests/test_eventcheck.py proves both agree.
+compiled from the same schema (emitter.fastschema) gives the verdict on the hot path;
+jsonschema is imported and run only when that verdict is "invalid".
+tests/test_eventcheck.py proves both agree.
 """
 
 from __future__ import annotations
@@ -11,19 +12,22 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
+from emitter.fastschema import Check, Unsupported, compile_checker
 from emitter.model import Rule, Tmpl
 from emitter.problems import Location, Problem, Severity
 from emitter.schemas import load_schema
 
-Check = Callable[[Any], bool]
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+
+__all__ = ["Unsupported", "check_event", "compile_checker", "date_problems", "is_valid",
+           "schema_problems"]
 
 SEED_MAX_AGE = 389 * 86400  # the seed's limit: an error
 API_MAX_AGE = 18 * 3600  # today's API answers "Event too far in the past" beyond this
@@ -33,122 +37,27 @@ MILLISECONDS_FLOOR = 10**11  # seconds past this are in the year 5138: surely mi
 
 # ---- the fast verdict ---------------------------------------------------------------------
 
-_ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$comment", "title", "description", "default", "examples"}
-)
-_KEYWORDS = frozenset(
-    {"type", "enum", "maxLength", "minLength", "properties", "required",
-     "additionalProperties", "items"}
-)
 
-
-class Unsupported(Exception):
-    """The schema uses a keyword the fast checker does not implement."""
-
-
-def _is_integer(v: Any) -> bool:
-    # As jsonschema's Draft 2020-12 type checker: bools are not integers, 1.0 is.
-    if isinstance(v, int):
-        return not isinstance(v, bool)
-    return isinstance(v, float) and v.is_integer()
-
-
-_TYPES: dict[str, Check] = {
-    "string": lambda v: isinstance(v, str),
-    "integer": _is_integer,
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
-    "null": lambda v: v is None,
-}
-
-
-def _type_check(spec: Any) -> Check:
-    names = [spec] if isinstance(spec, str) else list(spec)
-    if not names or any(n not in _TYPES for n in names):
-        raise Unsupported(f"type {spec!r}")
-    checks = [_TYPES[n] for n in names]
-    if len(checks) == 1:
-        return checks[0]
-    return lambda v: any(c(v) for c in checks)
-
-
-def _enum_check(values: Any) -> Check:
-    if not all(isinstance(v, str) for v in values):
-        raise Unsupported("enum with non-string values")  # JSON equality of 1/True/1.0
-    allowed = frozenset(values)
-    return lambda v: isinstance(v, str) and v in allowed
-
-
-def _object_check(schema: Mapping[str, Any]) -> Check:
-    props = {name: compile_checker(sub) for name, sub in schema.get("properties", {}).items()}
-    required = tuple(schema.get("required", ()))
-    extra = schema.get("additionalProperties", True)
-    if extra is not True and extra is not False:
-        raise Unsupported("additionalProperties with a schema")
-
-    def check(v: Any) -> bool:
-        if not isinstance(v, dict):
-            return True
-        for name in required:
-            if name not in v:
-                return False
-        for key, value in v.items():
-            sub = props.get(key)
-            if sub is None:
-                if extra is False:
-                    return False
-            elif not sub(value):
-                return False
-        return True
-
-    return check
-
-
-def compile_checker(schema: Mapping[str, Any]) -> Check:
-    """A predicate with jsonschema's verdict for the keywords in _KEYWORDS; Unsupported else."""
-    unknown = set(schema) - _ANNOTATIONS - _KEYWORDS
-    if unknown:
-        raise Unsupported(", ".join(sorted(unknown)))
-    checks: list[Check] = []
-    if "type" in schema:
-        checks.append(_type_check(schema["type"]))
-    if "enum" in schema:
-        checks.append(_enum_check(schema["enum"]))
-    if "maxLength" in schema:
-        most = int(schema["maxLength"])
-        checks.append(lambda v: not isinstance(v, str) or len(v) <= most)
-    if "minLength" in schema:
-        least = int(schema["minLength"])
-        checks.append(lambda v: not isinstance(v, str) or len(v) >= least)
-    if "items" in schema:
-        item = compile_checker(schema["items"])
-        checks.append(lambda v: not isinstance(v, list) or all(item(x) for x in v))
-    if {"properties", "required", "additionalProperties"} & set(schema):
-        checks.append(_object_check(schema))
-    if len(checks) == 1:
-        return checks[0]
-    if len(checks) == 2:
-        first, second = checks
-        return lambda v: first(v) and second(v)
-    return lambda v: all(c(v) for c in checks)
+@cache
+def _fast() -> Check:
+    """The verdict predicate, built without importing jsonschema (start-up time)."""
+    schema = load_schema("event")
+    try:
+        return compile_checker(schema)
+    except Unsupported:
+        return _validator().is_valid  # a schema beyond the fast checker: correct, just slower
 
 
 @cache
-def _validators() -> tuple[Draft202012Validator, Check]:
-    schema = load_schema("event")
-    validator = Draft202012Validator(schema)
-    try:
-        fast = compile_checker(schema)
-    except Unsupported:
-        fast = validator.is_valid  # a schema beyond the fast checker: correct, just slower
-    return validator, fast
+def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(load_schema("event"))
 
 
 def is_valid(event: Any) -> bool:
     """The schema verdict alone (no date window), on the fast path."""
-    return _validators()[1](event)
+    return _fast()(event)
 
 
 # ---- messages -----------------------------------------------------------------------------
@@ -243,7 +152,7 @@ def _order(event: Any, error: ValidationError) -> tuple[int, str]:
 
 def schema_problems(event: Any, rule: Rule | None = None) -> list[Problem]:
     """Every schema error of `event`, in readable words, each with its JSON path."""
-    validator = _validators()[0]
+    validator = _validator()
     rule_id = rule.id if rule else None
     seen: dict[tuple[str, str], None] = {}
     for error in sorted(validator.iter_errors(event), key=lambda e: _order(event, e)):
@@ -298,7 +207,7 @@ def check_event(event: Mapping[str, Any], *, now: datetime,
 
     Tags and source names Datadog would rewrite are lint warnings (emitter.lint), not here.
     """
-    problems = [] if _validators()[1](event) else schema_problems(event, rule)
+    problems = [] if _fast()(event) else schema_problems(event, rule)
     if "date_happened" in event:
         problems.extend(date_problems(event, now, rule))
     return problems

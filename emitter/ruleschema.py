@@ -1,19 +1,25 @@
 """Checks a loaded rule file against rules.schema.json and words each jsonschema error as a
-Problem at the offending key or value (line:col), never as a dumped ValidationError."""
+Problem at the offending key or value (line:col), never as a dumped ValidationError.
+
+The verdict comes from a checker compiled from the same schema (emitter.fastschema);
+jsonschema is imported and run only for a file that fails it, to find and word the errors.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
-
+from emitter.fastschema import Check, Unsupported, compile_checker
 from emitter.problems import Location, Problem
 from emitter.schemas import load_schema
 from emitter.yamlload import JsonPath, YamlDoc
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 _EXPECTED = {
     "string": "a string",
@@ -27,7 +33,23 @@ _EXPECTED = {
 
 
 @cache
+def _fast() -> Check:
+    """The verdict predicate, built without importing jsonschema (start-up time)."""
+    try:
+        return compile_checker(load_schema("rules"))
+    except Unsupported:
+        return _validator().is_valid  # a schema beyond the fast checker: correct, just slower
+
+
+def is_valid(data: Any) -> bool:
+    """rules.schema.json's verdict on a loaded document, without the messages."""
+    return _fast()(data)
+
+
+@cache
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     # Local $refs are inlined once: resolving them on every use is a third of validation time.
     schema = load_schema("rules")
     return Draft202012Validator(_inline(schema, schema["$defs"]))
@@ -53,6 +75,8 @@ def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
 def check_rules_schema(doc: YamlDoc) -> list[tuple[JsonPath, Problem]]:
     """Every schema problem of the document with the JSON path it concerns, deduplicated,
     in document order."""
+    if _fast()(doc.data):
+        return []
     found: dict[tuple[str, Location], tuple[JsonPath, Problem]] = {}
     for error in _validator().iter_errors(doc.data):
         path: JsonPath = tuple(error.absolute_path)
@@ -214,6 +238,8 @@ def _choice_message(doc: YamlDoc, error: ValidationError, field: str, path: Json
         if path[-1:] == ("date_happened",) and isinstance(value, str) and value.isdigit():
             unquote = ": remove the quotes, it is sent as an integer"
         return f"{field}: {schema['errorMessage']}, got {describe(value)}{unquote}"
+    from jsonschema.exceptions import best_match
+
     best = best_match(error.context or [])
     if best is None:
         return f"{field}: {error.message}"

@@ -9,8 +9,6 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
-from croniter import croniter
-
 from emitter.durations import parse_duration
 from emitter.model import (
     CommandTrigger,
@@ -106,6 +104,8 @@ def _cron_ok(expression: str) -> bool:
     fields = expression.split()
     if not (len(fields) == 5 or (len(fields) == 1 and fields[0].startswith("@"))):
         return False
+    from croniter import croniter  # here, not at the top: most rules have no cron trigger
+
     try:
         return bool(croniter.is_valid(expression))
     except Exception:  # noqa: BLE001 - croniter raises several unrelated types on bad input

@@ -189,9 +189,9 @@ def test_an_invalid_verdict_always_comes_with_a_message(event: dict[str, Any]) -
 
 def test_schemas_beyond_the_fast_checker_are_refused_not_guessed() -> None:
     with pytest.raises(Unsupported):
-        compile_checker({"type": "string", "pattern": "^a"})
+        compile_checker({"type": "string", "format": "date-time"})
     with pytest.raises(Unsupported):
-        compile_checker({"enum": [1, True]})
+        compile_checker({"type": "number", "multipleOf": 0.1})
     check = compile_checker({"type": ["string", "null"], "minLength": 2})
     assert [check(v) for v in ("ab", "a", None, 1)] == [True, False, True, False]
 
