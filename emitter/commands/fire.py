@@ -7,14 +7,20 @@ API, 5 retries exhausted or unreachable, 6 no API key (see emitter.errors).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from emitter.errors import EXIT_INVALID, EXIT_OK, DeliveryError, UsageError
+from emitter.commands._common import (
+    compile_named_rule,
+    parse_vars,
+    read_vars_file,
+    report_invalid,
+    show_problems,
+)
+from emitter.errors import EXIT_INVALID, EXIT_OK, DeliveryError
 from emitter.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,7 +29,7 @@ if TYPE_CHECKING:
     from emitter.sinks.base import DeliveryResult, Sink
     from emitter.templates import CompiledRule
 
-MAX_VARS_FILE = 1024 * 1024
+_parse_vars = parse_vars  # commands/exec.py still imports it from here
 NO_KEY_HINT = "use --dry-run (or --sink stdout) to print the event instead of posting it"
 
 
@@ -99,7 +105,7 @@ def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]
     if compiled is None:
         return None
     rule = compiled.rule
-    variables = coerce_vars(rule, _parse_vars(args.var), _read_vars_file(args.vars_file))
+    variables = coerce_vars(rule, parse_vars(args.var), read_vars_file(args.vars_file))
     now = datetime.now(timezone.utc)
     context = RenderContext(now=now, hostname=settings.hostname,
                             unified_tags=settings.unified_tags, environ=os.environ)
@@ -114,81 +120,23 @@ def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]
     if any(p.is_error for p in found):
         _invalid(found)
         return None
-    _show([*outcome.problems, *found], args.quiet)
+    show_problems([*outcome.problems, *found], quiet=args.quiet)
     return list(outcome.events)
 
 
 def _compile(args: argparse.Namespace) -> CompiledRule | None:
     """The requested rule, loaded and compiled; None after printing problems. Any error in
     the files loaded counts (as `validate` would say), not only the requested rule's."""
-    from emitter.loader import load_rules
-    from emitter.templates import compile_rule
-
-    loaded = load_rules(args.paths)
-    if not loaded.ok:
-        _invalid(loaded.problems)
-        return None
-    rule = loaded.rule(args.rule)
-    if rule is None:
-        raise UsageError(_unknown_rule(args.rule, [r.id for r in loaded.rules]))
-    compiled, problems = compile_rule(rule)
+    compiled, problems = compile_named_rule(args.paths, args.rule)
     if compiled is None:
         _invalid(problems)
         return None
-    _show(loaded.problems, args.quiet)  # warnings only, by now
+    show_problems(problems, quiet=args.quiet)  # warnings only, by now
     return compiled
 
 
 def _invalid(problems: Sequence[Problem]) -> None:
-    """Print every problem (warnings too: they may explain the errors) and a summary."""
-    _show(problems, quiet=False)
-    errors = sum(p.is_error for p in problems)
-    print(f"emitter: {errors} error{'s' if errors != 1 else ''}; nothing was sent",
-          file=sys.stderr)
-
-
-def _show(problems: Sequence[Problem], quiet: bool) -> None:
-    if not quiet:
-        for problem in problems:
-            print(problem.format_text(), file=sys.stderr)
-
-
-def _unknown_rule(wanted: str, known: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(wanted, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    listed = ", ".join(sorted(known)[:20]) or "none"
-    return f"unknown rule {wanted!r}{hint} (rules: {listed})"
-
-
-def _parse_vars(items: Sequence[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--var {item!r}: expected NAME=VALUE")
-        values[name.strip()] = value
-    return values
-
-
-def _read_vars_file(path: str | None) -> Mapping[str, Any] | None:
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_VARS_FILE + 1)
-    except OSError as exc:
-        raise UsageError(f"--vars-file {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_VARS_FILE:
-        raise UsageError(f"--vars-file {path}: larger than {MAX_VARS_FILE} bytes")
-    try:
-        parsed = json.loads(data)
-    except ValueError as exc:
-        raise UsageError(f"--vars-file {path}: not JSON ({exc})") from None
-    if not isinstance(parsed, dict):
-        raise UsageError(f"--vars-file {path}: expected a JSON object of NAME: value")
-    return parsed
+    report_invalid(problems, "; nothing was sent")
 
 
 # ---- delivery -----------------------------------------------------------------------------

@@ -17,6 +17,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from emitter.commands._common import (
+    compile_named_rule,
+    parse_vars,
+    read_vars_file,
+    report_invalid,
+    show_problems,
+)
 from emitter.errors import EXIT_INVALID, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -59,15 +66,8 @@ def _instant(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _show(problems: Sequence[Problem]) -> None:
-    for problem in problems:
-        print(problem.format_text(), file=sys.stderr)
-
-
 def _invalid(problems: Sequence[Problem]) -> int:
-    _show(problems)
-    errors = sum(p.is_error for p in problems)
-    print(f"emitter: {errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
+    report_invalid(problems)
     return EXIT_INVALID
 
 
@@ -83,11 +83,10 @@ def _trigger_value(sample: Any, text: str, name: str) -> Any:
 
 def _variables(rule: Rule, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
     """Trigger samples, overridden by --vars-file and --var; params typed by coerce_vars."""
-    from emitter.commands.fire import _parse_vars, _read_vars_file
     from emitter.params import coerce_vars, trigger_variables
 
-    raw = _parse_vars(args.var)
-    from_file = dict(_read_vars_file(args.vars_file) or {})
+    raw = parse_vars(args.var)
+    from_file = dict(read_vars_file(args.vars_file) or {})
     samples = trigger_variables(rule, now)
     provided = [n for n in samples if rule.param(n) is None]  # not params: not coerced
     given = {n: from_file.pop(n) for n in provided if n in from_file}
@@ -96,20 +95,8 @@ def _variables(rule: Rule, args: argparse.Namespace, now: datetime) -> dict[str,
 
 
 def _compiled(args: argparse.Namespace) -> CompiledRule | int:
-    from emitter.commands.fire import _unknown_rule
-    from emitter.loader import load_rules
-    from emitter.templates import compile_rule
-
-    loaded = load_rules(args.paths)
-    if not loaded.ok:
-        return _invalid(loaded.problems)
-    rule = loaded.rule(args.rule)
-    if rule is None:
-        raise UsageError(_unknown_rule(args.rule, [r.id for r in loaded.rules]))
-    compiled, problems = compile_rule(rule)
-    if compiled is None:
-        return _invalid(problems)
-    return compiled
+    compiled, problems = compile_named_rule(args.paths, args.rule)
+    return compiled if compiled is not None else _invalid(problems)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
              *(p for e in outcome.events for p in check_event(e, now=now, rule=compiled.rule))]
     if any(p.is_error for p in found):
         return _invalid(found)
-    _show(found)  # warnings
+    show_problems(found)  # warnings
     if outcome.skipped:
         print(f"rule {compiled.rule.id}: {outcome.skipped}, no event", file=sys.stderr)
     for event in outcome.events:
