@@ -21,6 +21,17 @@ if TYPE_CHECKING:
 MAX_VARS_FILE = 1024 * 1024
 
 
+def add_rule_arguments(parser: Any, verb: str, var_help: str) -> None:
+    """PATH..., --rule ID, --var NAME=VALUE and --vars-file: how a command names one rule and
+    the values to render it with."""
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="rule file or directory")
+    parser.add_argument("--rule", required=True, metavar="ID", help=f"the rule to {verb}")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help=var_help)
+    parser.add_argument("--vars-file", metavar="FILE.json",
+                        help="a JSON object of param values (--var wins over it)")
+
+
 def parse_vars(items: Sequence[str]) -> dict[str, str]:
     """`--var NAME=VALUE` strings as a mapping (the last one of a name wins)."""
     values: dict[str, str] = {}

@@ -13,13 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from emitter.commands._common import (
-    compile_named_rule,
-    parse_vars,
-    read_vars_file,
-    report_invalid,
-    show_problems,
-)
+from emitter.commands import _common as common
 from emitter.errors import EXIT_INVALID, EXIT_OK, DeliveryError
 from emitter.settings import Settings
 
@@ -29,7 +23,7 @@ if TYPE_CHECKING:
     from emitter.sinks.base import DeliveryResult, Sink
     from emitter.templates import CompiledRule
 
-_parse_vars = parse_vars  # commands/exec.py still imports it from here
+_parse_vars = common.parse_vars  # commands/exec.py still imports it from here
 NO_KEY_HINT = "use --dry-run (or --sink stdout) to print the event instead of posting it"
 
 
@@ -41,12 +35,8 @@ def register(subparsers: Any) -> None:
         "against the argument spec, and post it to Datadog's Events API (retrying "
         "transient failures). Prints the event's id and URL.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="rule file or directory")
-    parser.add_argument("--rule", required=True, metavar="ID", help="the rule to fire")
-    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
-                        help="a param value, converted by the param's type (repeatable)")
-    parser.add_argument("--vars-file", metavar="FILE.json",
-                        help="a JSON object of param values (--var wins over it)")
+    common.add_rule_arguments(
+        parser, "fire", "a param value, converted by the param's type (repeatable)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the JSON body instead of posting (same as --sink stdout)")
     parser.add_argument("--sink", choices=("datadog", "stdout"), default="datadog")
@@ -105,7 +95,8 @@ def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]
     if compiled is None:
         return None
     rule = compiled.rule
-    variables = coerce_vars(rule, parse_vars(args.var), read_vars_file(args.vars_file))
+    variables = coerce_vars(rule, common.parse_vars(args.var),
+                            common.read_vars_file(args.vars_file))
     now = datetime.now(timezone.utc)
     context = RenderContext(now=now, hostname=settings.hostname,
                             unified_tags=settings.unified_tags, environ=os.environ)
@@ -120,23 +111,23 @@ def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]
     if any(p.is_error for p in found):
         _invalid(found)
         return None
-    show_problems([*outcome.problems, *found], quiet=args.quiet)
+    common.show_problems([*outcome.problems, *found], quiet=args.quiet)
     return list(outcome.events)
 
 
 def _compile(args: argparse.Namespace) -> CompiledRule | None:
     """The requested rule, loaded and compiled; None after printing problems. Any error in
     the files loaded counts (as `validate` would say), not only the requested rule's."""
-    compiled, problems = compile_named_rule(args.paths, args.rule)
+    compiled, problems = common.compile_named_rule(args.paths, args.rule)
     if compiled is None:
         _invalid(problems)
         return None
-    show_problems(problems, quiet=args.quiet)  # warnings only, by now
+    common.show_problems(problems, quiet=args.quiet)  # warnings only, by now
     return compiled
 
 
 def _invalid(problems: Sequence[Problem]) -> None:
-    report_invalid(problems, "; nothing was sent")
+    common.report_invalid(problems, "; nothing was sent")
 
 
 # ---- delivery -----------------------------------------------------------------------------

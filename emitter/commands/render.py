@@ -17,13 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from emitter.commands._common import (
-    compile_named_rule,
-    parse_vars,
-    read_vars_file,
-    report_invalid,
-    show_problems,
-)
+from emitter.commands import _common as common
 from emitter.errors import EXIT_INVALID, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -44,13 +38,9 @@ def register(subparsers: Any) -> None:
         epilog="exit status: 0 rendered (or skipped by when), 1 invalid rule or event, "
         "2 usage error (unknown rule, bad --var)",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="rule file or directory")
-    parser.add_argument("--rule", required=True, metavar="ID", help="the rule to render")
-    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
-                        help="a variable, converted by the param's type (repeatable); "
-                        "trigger variables such as payload take JSON when their sample is JSON")
-    parser.add_argument("--vars-file", metavar="FILE.json",
-                        help="a JSON object of param values (--var wins over it)")
+    common.add_rule_arguments(
+        parser, "render", "a variable, converted by the param's type (repeatable); trigger "
+        "variables such as payload take JSON when their sample is JSON")
     parser.add_argument("--now", metavar="ISO", type=_instant,
                         help="render as if it were this time (ISO 8601; no zone means UTC)")
     parser.add_argument("--pretty", action="store_true",
@@ -67,7 +57,7 @@ def _instant(text: str) -> datetime:
 
 
 def _invalid(problems: Sequence[Problem]) -> int:
-    report_invalid(problems)
+    common.report_invalid(problems)
     return EXIT_INVALID
 
 
@@ -85,8 +75,8 @@ def _variables(rule: Rule, args: argparse.Namespace, now: datetime) -> dict[str,
     """Trigger samples, overridden by --vars-file and --var; params typed by coerce_vars."""
     from emitter.params import coerce_vars, trigger_variables
 
-    raw = parse_vars(args.var)
-    from_file = dict(read_vars_file(args.vars_file) or {})
+    raw = common.parse_vars(args.var)
+    from_file = dict(common.read_vars_file(args.vars_file) or {})
     samples = trigger_variables(rule, now)
     provided = [n for n in samples if rule.param(n) is None]  # not params: not coerced
     given = {n: from_file.pop(n) for n in provided if n in from_file}
@@ -95,7 +85,7 @@ def _variables(rule: Rule, args: argparse.Namespace, now: datetime) -> dict[str,
 
 
 def _compiled(args: argparse.Namespace) -> CompiledRule | int:
-    compiled, problems = compile_named_rule(args.paths, args.rule)
+    compiled, problems = common.compile_named_rule(args.paths, args.rule)
     return compiled if compiled is not None else _invalid(problems)
 
 
@@ -117,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
              *(p for e in outcome.events for p in check_event(e, now=now, rule=compiled.rule))]
     if any(p.is_error for p in found):
         return _invalid(found)
-    show_problems(found)  # warnings
+    common.show_problems(found)  # warnings
     if outcome.skipped:
         print(f"rule {compiled.rule.id}: {outcome.skipped}, no event", file=sys.stderr)
     for event in outcome.events:
