@@ -117,13 +117,14 @@ def run(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]] | None:
     """Load and compile the rule and parse --var before the job runs, so a broken rule is
     reported now; returns None (the job still runs) when it cannot be fired."""
-    from emitter.commands.fire import NO_KEY_HINT, _parse_vars
+    from emitter.commands._common import parse_vars
+    from emitter.commands.fire import NO_KEY_HINT
     from emitter.loader import load_rules
     from emitter.settings import Settings
     from emitter.templates import compile_rule
 
     try:
-        raw = _parse_vars(args.var)
+        raw = parse_vars(args.var)
         loaded = load_rules([args.path])
         errors = [p for p in loaded.problems if p.is_error]
         rule = loaded.rule(args.rule)
