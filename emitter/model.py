@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from emitter.problems import Location
 
@@ -42,7 +42,7 @@ class Tmpl:
 
 # The value of one event field as written: a template string, a list of them (tags), or a
 # literal (an integer date_happened). Defaults are already merged by the loader.
-FieldValue = Union[Tmpl, tuple[Tmpl, ...], int]
+FieldValue = Tmpl | tuple[Tmpl, ...] | int
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,9 @@ class StdinTrigger:
     type: Literal["stdin"] = "stdin"
 
 
-Trigger = Union[
-    ManualTrigger, ScheduleTrigger, FileTrigger, WebhookTrigger, CommandTrigger, StdinTrigger
-]
+Trigger = (
+    ManualTrigger | ScheduleTrigger | FileTrigger | WebhookTrigger | CommandTrigger | StdinTrigger
+)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,9 @@ _DD_VARS = (
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _clean_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     for name in _DD_VARS:
         monkeypatch.delenv(name, raising=False)
     # A per-test HOME so a default state directory never lands in the real one.
