@@ -77,6 +77,13 @@ class Metrics:
         with self._lock:
             return dict(self._counts)
 
+    def totals(self) -> dict[str, int]:
+        """Each counter summed over every rule (for the summary line at exit)."""
+        out: dict[str, int] = {}
+        for (name, _), n in self.snapshot().items():
+            out[name] = out.get(name, 0) + n
+        return out
+
     def set_gauge_source(self, source: GaugeSource | None) -> None:
         self._gauge_source = source
 

@@ -117,3 +117,16 @@ def run(args: argparse.Namespace) -> int:
         return daemon.serve()
     finally:
         daemon.shutdown()
+        _say_what_happened(daemon.metrics.totals(), sink)
+
+
+def _say_what_happened(totals: dict[str, int], sink: str) -> None:
+    """One closing line on stderr, so a demo or a cron run says what it did."""
+    where = {"stdout": "printed to stdout (dry run: nothing was posted to Datadog)",
+             "file": "written to the file sink"}.get(sink, f"delivered by the {sink} sink")
+    print(
+        f"emitter: {totals.get('fired', 0)} firings; {totals.get('sent', 0)} events {where}; "
+        f"{totals.get('throttled', 0)} throttled, {totals.get('skipped', 0)} skipped by when, "
+        f"{totals.get('invalid', 0)} invalid, {totals.get('dead', 0)} dead letters",
+        file=sys.stderr,
+    )
