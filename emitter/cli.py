@@ -12,7 +12,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from emitter import __version__
@@ -74,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as err:  # noqa: BLE001 - the one catch-all, so no user sees a bare traceback
         if os.environ.get("EMITTER_DEBUG"):
+            import traceback  # the one place it is needed; not on every start
+
             traceback.print_exc()
         else:
             print(

@@ -9,7 +9,6 @@ tests/test_eventcheck.py proves both agree.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -86,6 +85,8 @@ def _name(json_path: str) -> str:
 
 
 def _did_you_mean(word: str, choices: Any) -> str:
+    import difflib  # only for a message
+
     close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

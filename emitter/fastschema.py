@@ -217,8 +217,16 @@ def _const(c: _Compiler, value: Any) -> Check:
 
 
 def _pattern(c: _Compiler, pattern: Any) -> Check:
-    search = re.compile(pattern).search  # jsonschema searches (not matches) with Python's re
-    return lambda v: not isinstance(v, str) or search(v) is not None
+    compiled: list[re.Pattern[str]] = []  # on first use: most patterns never meet a string
+
+    def check(v: Any) -> bool:
+        if not isinstance(v, str):
+            return True
+        if not compiled:
+            compiled.append(re.compile(pattern))
+        return compiled[0].search(v) is not None  # jsonschema searches, with Python's re
+
+    return check
 
 
 def _bound(kind: str, test: Callable[[Any, Any], bool]) -> Callable[[_Compiler, Any], Check]:

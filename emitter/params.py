@@ -7,13 +7,11 @@ Variables a trigger provides (a webhook's `payload`, a file line's `line`) are n
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from emitter.errors import UsageError
 from emitter.model import (
@@ -92,6 +90,8 @@ def _enum_problem(param: Param, value: Any) -> str | None:
 
 def _unknown(name: str, rule: Rule) -> str:
     known = [p.name for p in rule.params]
+    import difflib  # only for a message: not worth its import on every start
+
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     listed = ", ".join(known) if known else "none"
@@ -216,6 +216,8 @@ def trigger_variables(rule: Rule, now: datetime | None = None) -> dict[str, Any]
 
 
 def _schedule_variables(trigger: ScheduleTrigger, now: datetime) -> dict[str, Any]:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # schedule rules only
+
     try:
         when = now.astimezone(ZoneInfo(trigger.timezone))
     except (ZoneInfoNotFoundError, ValueError):

@@ -7,7 +7,6 @@ is evaluated first; `foreach` then yields one event per item, with the item as `
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from emitter.templates import (
     CompiledField,
     CompiledRule,
     CompiledTemplate,
+    Evaluated,
     Expression,
     JinjaTemplate,
     location_in,
@@ -93,6 +93,8 @@ def _problem_for(exc: Exception, tmpl: Tmpl, where: Location, rule_id: str,
         if match:
             name = match.group(1)
             known = [k for k in scope if k not in BASE_SCOPE]
+            import difflib  # only for a message
+
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             message = f"undefined variable {name!r} in {what}{hint}"
@@ -108,8 +110,11 @@ def _render_one(template: CompiledTemplate, scope: dict[str, Any], rule_id: str,
     try:
         return template.render(scope)
     except Exception as exc:  # noqa: BLE001 - any template failure becomes a placed problem
-        line = template.template_line(exc.__traceback__) if isinstance(
-            template, JinjaTemplate) else 1
+        line = 1
+        if isinstance(template, JinjaTemplate):
+            line = template.template_line(exc.__traceback__)
+        elif isinstance(template, Evaluated):
+            line = template.failing_line(scope)
         where = location_in(template.source, line)
         raise _Failed(_problem_for(exc, template.source, where, rule_id, scope, what)) from None
 

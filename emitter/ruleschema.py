@@ -7,7 +7,6 @@ jsonschema is imported and run only for a file that fails it, to find and word t
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -136,6 +135,8 @@ def rule_id_at(doc: YamlDoc, path: JsonPath) -> str | None:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib  # only for a message
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

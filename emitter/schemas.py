@@ -5,21 +5,22 @@ from __future__ import annotations
 import json
 import sys
 from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from emitter.errors import EmitterError
 
-if sys.version_info >= (3, 11):
-    from importlib.resources.abc import Traversable
-else:  # pragma: no cover - Python 3.10
-    from importlib.abc import Traversable
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:  # pragma: no cover - Python 3.10
+        from importlib.abc import Traversable
 
 SchemaName = Literal["rules", "event"]
 _NAMES = ("rules", "event")
 # A checkout keeps the schemas at the top of the repository, where editors point at them.
-_CHECKOUT_DIR = Path(__file__).resolve().parent.parent / "schemas"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT_DIR = _PACKAGE_DIR.parent / "schemas"
 
 
 def schema_path(name: SchemaName) -> Path | Traversable:
@@ -27,9 +28,17 @@ def schema_path(name: SchemaName) -> Path | Traversable:
     if name not in _NAMES:
         raise ValueError(f"unknown schema {name!r}; known: {', '.join(_NAMES)}")
     filename = f"{name}.schema.json"
-    packaged = resources.files("emitter") / "_schemas" / filename
-    if packaged.is_file():
-        return packaged
+    # An installed package is a directory: its files are plain paths, found without
+    # importlib.resources (a few ms at every start). A zipped one needs the resource API.
+    plain = _PACKAGE_DIR / "_schemas" / filename
+    if plain.is_file():
+        return plain
+    if not _PACKAGE_DIR.is_dir():
+        from importlib import resources
+
+        packaged = resources.files("emitter") / "_schemas" / filename
+        if packaged.is_file():
+            return packaged
     local = _CHECKOUT_DIR / filename
     if local.is_file():
         return local

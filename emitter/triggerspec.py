@@ -4,8 +4,6 @@ regexes compiled, cron expressions and time zones checked, durations parsed."""
 from __future__ import annotations
 
 import re
-import shlex
-import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +89,8 @@ def _schedule(collect: _Collector, raw: dict[str, Any]) -> Trigger | None:
     if cron is not None and not _cron_ok(cron):
         collect.add("cron", f"{cron!r} is not a valid cron expression ({CRON_FIELDS})")
     timezone = raw.get("timezone", "UTC")
+    import zoneinfo  # here and shlex below: only rules with such triggers pay the import
+
     try:
         zoneinfo.ZoneInfo(timezone)
     except (ValueError, KeyError, OSError):
@@ -133,6 +133,8 @@ def _webhook(collect: _Collector, raw: dict[str, Any]) -> Trigger:
 def _command(collect: _Collector, raw: dict[str, Any]) -> Trigger | None:
     command = raw["command"]
     if isinstance(command, str):
+        import shlex
+
         try:
             command = shlex.split(command)
         except ValueError as exc:

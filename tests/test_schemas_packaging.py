@@ -7,6 +7,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,24 @@ def test_installed_wheel_finds_its_schemas_from_another_directory(tmp_path: Path
     assert rules_path.startswith(target) and rules_path.endswith("_schemas/rules.schema.json")
     assert title == "emitter rule file (version 1)"
     assert event_fields == "9"
+
+
+def test_a_zipped_package_finds_its_schemas_through_the_resource_api(tmp_path: Path) -> None:
+    # Plain paths serve a package that is a directory; a zipped one must still work.
+    archive = tmp_path / "emitter.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for file in (REPO / "emitter").rglob("*.py"):
+            zipped.write(file, str(file.relative_to(REPO)))
+        for name in ("rules", "event"):
+            zipped.write(REPO / "schemas" / f"{name}.schema.json",
+                         f"emitter/_schemas/{name}.schema.json")
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import emitter.schemas as s; "
+        "print(s.__file__); print(s.schema_path('event')); print(s.load_schema('rules')['title'])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, str(archive)], cwd=tmp_path,
+                            check=True, capture_output=True, text=True)
+    module_file, event_path, title = result.stdout.splitlines()
+    assert module_file.startswith(str(archive))
+    assert event_path.endswith("_schemas/event.schema.json") and str(archive) in event_path
+    assert title == "emitter rule file (version 1)"
