@@ -175,17 +175,14 @@ class _Compiler:
         required = tuple(node.get("required", ()))
         extra = self.schema(node.get("additionalProperties", True))
         closed = extra is _never
-        names = self.schema(node["propertyNames"]) if "propertyNames" in node else None
 
-        def check(v: Any) -> bool:
+        def check(v: Any) -> bool:  # the hot path: every rendered event goes through one
             if not isinstance(v, dict):
                 return True
             for name in required:
                 if name not in v:
                     return False
             for key, value in v.items():
-                if names is not None and not names(key):
-                    return False
                 sub = props.get(key)
                 if sub is None:
                     if closed or not extra(value):
@@ -194,7 +191,10 @@ class _Compiler:
                     return False
             return True
 
-        return check
+        if "propertyNames" not in node:
+            return check
+        names = self.schema(node["propertyNames"])
+        return lambda v: check(v) and (not isinstance(v, dict) or all(map(names, v)))
 
 
 def _type(c: _Compiler, spec: Any) -> Check:
@@ -229,10 +229,21 @@ def _pattern(c: _Compiler, pattern: Any) -> Check:
     return check
 
 
-def _bound(kind: str, test: Callable[[Any, Any], bool]) -> Callable[[_Compiler, Any], Check]:
+def _sized(kind: type, most: bool) -> Callable[[_Compiler, Any], Check]:
+    """maxLength/minLength, maxItems/minItems, maxProperties/minProperties: one call each,
+    as they run on every string of every event."""
+
     def build(c: _Compiler, limit: Any) -> Check:
-        ok = TYPES[kind]
-        return lambda v: not ok(v) or test(v, limit)
+        if most:
+            return lambda v: not isinstance(v, kind) or len(v) <= limit
+        return lambda v: not isinstance(v, kind) or len(v) >= limit
+
+    return build
+
+
+def _bound(test: Callable[[Any, Any], bool]) -> Callable[[_Compiler, Any], Check]:
+    def build(c: _Compiler, limit: Any) -> Check:
+        return lambda v: not _is_number(v) or test(v, limit)
 
     return build
 
@@ -270,16 +281,16 @@ _SIMPLE: dict[str, Callable[[_Compiler, Any], Check]] = {
     "enum": _enum,
     "const": _const,
     "pattern": _pattern,
-    "maxLength": _bound("string", lambda v, n: len(v) <= n),
-    "minLength": _bound("string", lambda v, n: len(v) >= n),
-    "minimum": _bound("number", lambda v, n: not v < n),
-    "maximum": _bound("number", lambda v, n: not v > n),
-    "exclusiveMinimum": _bound("number", lambda v, n: not v <= n),
-    "exclusiveMaximum": _bound("number", lambda v, n: not v >= n),
-    "minItems": _bound("array", lambda v, n: len(v) >= n),
-    "maxItems": _bound("array", lambda v, n: len(v) <= n),
-    "minProperties": _bound("object", lambda v, n: len(v) >= n),
-    "maxProperties": _bound("object", lambda v, n: len(v) <= n),
+    "maxLength": _sized(str, most=True),
+    "minLength": _sized(str, most=False),
+    "maxItems": _sized(list, most=True),
+    "minItems": _sized(list, most=False),
+    "maxProperties": _sized(dict, most=True),
+    "minProperties": _sized(dict, most=False),
+    "minimum": _bound(lambda v, n: not v < n),
+    "maximum": _bound(lambda v, n: not v > n),
+    "exclusiveMinimum": _bound(lambda v, n: not v <= n),
+    "exclusiveMaximum": _bound(lambda v, n: not v >= n),
     "items": _items,
     "uniqueItems": _unique,
     "allOf": _all_of,
