@@ -104,7 +104,7 @@ def variables_of(tmpl: Tmpl, *, expression: bool = False) -> frozenset[str] | No
     own compile (when lint has no compiled rule) has usually filled."""
     try:
         return names_in(compile_expression(tmpl) if expression else compile_template(tmpl))
-    except TemplateSyntaxError:
+    except Exception:  # noqa: BLE001 - compile_rule reports why it does not compile
         return None
 
 

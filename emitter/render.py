@@ -23,6 +23,7 @@ from emitter.templates import (
     CompiledField,
     CompiledRule,
     CompiledTemplate,
+    Evaluated,
     Expression,
     JinjaTemplate,
     location_in,
@@ -109,8 +110,11 @@ def _render_one(template: CompiledTemplate, scope: dict[str, Any], rule_id: str,
     try:
         return template.render(scope)
     except Exception as exc:  # noqa: BLE001 - any template failure becomes a placed problem
-        line = template.template_line(exc.__traceback__) if isinstance(
-            template, JinjaTemplate) else 1
+        line = 1
+        if isinstance(template, JinjaTemplate):
+            line = template.template_line(exc.__traceback__)
+        elif isinstance(template, Evaluated):
+            line = template.failing_line(scope)
         where = location_in(template.source, line)
         raise _Failed(_problem_for(exc, template.source, where, rule_id, scope, what)) from None
 

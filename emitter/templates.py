@@ -1,11 +1,13 @@
 """The sandboxed Jinja2 environment, and compiling every template of a rule when it loads.
 
-Each template string becomes one of three compiled forms, chosen by what the text needs:
+Each template string becomes one of four compiled forms, chosen by what the text needs:
 `Constant` (no Jinja markup at all), `Substitution` (only literal text and `{{ name }}`
-placeholders) and `JinjaTemplate` (anything else). The first two skip Jinja at render time;
-tests/test_templates.py proves they render exactly what Jinja renders. A Jinja template is
-parsed once and its code generated once; the names it reads are recorded during that one
-code generation, so lint never parses it again.
+placeholders), `Evaluated` (plain expressions such as filters, comparisons and `a if b else c`,
+evaluated from Jinja's parse tree by emitter.fastjinja) and `JinjaTemplate` (anything else).
+The first three skip Jinja's code generation; tests/test_templates.py and
+tests/test_fastjinja.py prove they render exactly what Jinja renders. `when`/`foreach`
+expressions take the evaluated form too when they can. A template is parsed once; the names
+it reads come from that parse or from its one code generation, so lint never parses it again.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import io
 import json
 import linecache
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import jinja2
 from jinja2 import nodes
@@ -29,6 +31,7 @@ from jinja2.idtracking import VAR_LOAD_RESOLVE
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from emitter import fastjinja
 from emitter.model import FieldValue, Rule, Tmpl
 from emitter.problems import Location, Problem
 
@@ -147,6 +150,22 @@ class Substitution:
 
 
 @dataclass(frozen=True)
+class Evaluated:
+    """Plain expressions between literal text, rendered from the parse tree (fastjinja)."""
+
+    source: Tmpl
+    pieces: tuple[fastjinja.Piece, ...]
+    names: frozenset[str] = frozenset()  # context names it reads (see names_in)
+
+    def render(self, scope: dict[str, Any]) -> str:
+        return fastjinja.render(self.pieces, scope)
+
+    def failing_line(self, scope: dict[str, Any]) -> int:
+        """The template line whose expression fails with `scope` (after render raised)."""
+        return fastjinja.failing_line(self.pieces, scope)
+
+
+@dataclass(frozen=True)
 class JinjaTemplate:
     source: Tmpl
     template: jinja2.Template
@@ -169,22 +188,20 @@ class JinjaTemplate:
 
 @dataclass(frozen=True)
 class Expression:
-    """A Jinja expression (`when`, `foreach`) evaluated to a Python value: a template whose
-    code assigns the expression's value to `result`."""
+    """A Jinja expression (`when`, `foreach`) evaluated to a Python value."""
 
     source: Tmpl
-    template: jinja2.Template
+    evaluate: fastjinja.Evaluator
     names: frozenset[str] = frozenset()  # context names it reads (see names_in)
 
     def __call__(self, scope: dict[str, Any]) -> Any:
-        context = self.template.new_context(scope, shared=True)  # `result` lands in its vars
-        for _ in self.template.root_render_func(context):
-            pass
-        return context.vars["result"]
+        return self.evaluate(scope)
 
 
-CompiledTemplate: TypeAlias = Constant | Substitution | JinjaTemplate
+CompiledTemplate: TypeAlias = Constant | Substitution | Evaluated | JinjaTemplate
+_TEMPLATE_FORMS = (Constant, Substitution, Evaluated, JinjaTemplate)
 CompiledField: TypeAlias = CompiledTemplate | tuple[CompiledTemplate, ...] | int
+_Form = TypeVar("_Form", CompiledTemplate, "Expression")
 
 
 @dataclass(frozen=True)
@@ -254,22 +271,37 @@ def _build(ast: nodes.Template) -> tuple[jinja2.Template, frozenset[str]]:
     return template, frozenset(recorder.names)
 
 
+_Compiled = tuple[tuple[fastjinja.Piece, ...] | jinja2.Template, frozenset[str]]
+
+
 @lru_cache(maxsize=4096)
-def _jinja_template(text: str) -> tuple[jinja2.Template, frozenset[str]]:
-    # Rules often repeat one template ("service:{{ service }}"); compiled templates are
+def _compile_text(text: str) -> _Compiled:
+    # Rules often repeat one template ("service:{{ service }}"); compiled forms are
     # immutable, so one compile serves every rule that uses the text.
-    return _build(ENV.parse(text))
+    ast = ENV.parse(text)
+    return fastjinja.template_pieces(ast, ENV) or _build(ast)
 
 
 @lru_cache(maxsize=4096)
-def _jinja_expression(text: str) -> tuple[jinja2.Template, frozenset[str]]:
-    # What Environment.compile_expression builds (`result = <expression>`), with the names.
+def _compile_expression_text(text: str) -> tuple[fastjinja.Evaluator, frozenset[str]]:
+    # Parsed as Environment.compile_expression parses it; Jinja builds `result = <expression>`.
     parser = Parser(ENV, text, state="variable")
     expr = parser.parse_expression()
     if not parser.stream.eos:
         raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
+    fast = fastjinja.expression(expr, ENV)
+    if fast is not None:
+        return fast
     assign = nodes.Assign(nodes.Name("result", "store", lineno=1), expr, lineno=1)
-    return _build(nodes.Template([assign], lineno=1))
+    template, names = _build(nodes.Template([assign], lineno=1))
+
+    def evaluate(scope: dict[str, Any]) -> Any:
+        context = template.new_context(scope, shared=True)  # `result` lands in its vars
+        for _ in template.root_render_func(context):
+            pass
+        return context.vars["result"]
+
+    return evaluate, names
 
 
 def names_in(compiled: CompiledTemplate | Expression) -> frozenset[str]:
@@ -291,12 +323,15 @@ def compile_template(tmpl: Tmpl) -> CompiledTemplate:
     simple = split_simple(text)
     if simple is not None:
         return Substitution(tmpl, simple[0], simple[1])
-    return JinjaTemplate(tmpl, *_jinja_template(text))
+    body, names = _compile_text(text)
+    if isinstance(body, tuple):
+        return Evaluated(tmpl, body, names)
+    return JinjaTemplate(tmpl, body, names)
 
 
 def compile_expression(tmpl: Tmpl) -> Expression:
     """Compile a `when`/`foreach` expression (no `{{ }}` around it)."""
-    return Expression(tmpl, *_jinja_expression(tmpl.text))
+    return Expression(tmpl, *_compile_expression_text(tmpl.text))
 
 
 def _closes_on_line(line: str, start: int) -> bool:
@@ -346,19 +381,29 @@ def syntax_problem(tmpl: Tmpl, exc: TemplateSyntaxError, rule_id: str, what: str
     )
 
 
+def _attempt(compile_one: Callable[[Tmpl], _Form], tmpl: Tmpl, what: str, rule_id: str,
+             problems: list[Problem]) -> _Form | None:
+    """`compile_one(tmpl)`, or None with the problem recorded: a syntax error, or what Jinja's
+    constant folding raises while compiling (`{{ ('a').x ~ 'b' }}` is undefined at once)."""
+    try:
+        return compile_one(tmpl)
+    except TemplateSyntaxError as exc:
+        problems.append(syntax_problem(tmpl, exc, rule_id, what))
+    except Exception as exc:  # noqa: BLE001 - a user's template must not end in a traceback
+        problems.append(Problem(f"template error in {what}: {type(exc).__name__}: {exc}",
+                                tmpl.location, rule_id=rule_id, check="template"))
+    return None
+
+
 def _compile_field(name: str, value: FieldValue, rule_id: str,
                    problems: list[Problem]) -> CompiledField | None:
     if isinstance(value, Tmpl):
-        try:
-            return compile_template(value)
-        except TemplateSyntaxError as exc:
-            problems.append(syntax_problem(value, exc, rule_id, name))
-            return None
+        return _attempt(compile_template, value, name, rule_id, problems)
     if isinstance(value, tuple):
         items: list[CompiledTemplate] = []
         for index, item in enumerate(value):
             compiled = _compile_field(f"{name}[{index}]", item, rule_id, problems)
-            if isinstance(compiled, (Constant, Substitution, JinjaTemplate)):
+            if isinstance(compiled, _TEMPLATE_FORMS):
                 items.append(compiled)
         return tuple(items)
     return value
@@ -368,15 +413,11 @@ def _compile_expr(tmpl: Tmpl | None, what: str, rule_id: str,
                   problems: list[Problem]) -> Expression | None:
     if tmpl is None:
         return None
-    try:
-        return compile_expression(tmpl)
-    except TemplateSyntaxError as exc:
-        problems.append(syntax_problem(tmpl, exc, rule_id, what))
-        return None
+    return _attempt(compile_expression, tmpl, what, rule_id, problems)
 
 
 def compile_rule(rule: Rule) -> tuple[CompiledRule | None, list[Problem]]:
-    """Compile every template of `rule`; (None, problems) when any has a syntax error."""
+    """Compile every template of `rule`; (None, problems) when any does not compile."""
     problems: list[Problem] = []
     fields: list[tuple[str, CompiledField]] = []
     for name, value in rule.event.items():
@@ -388,7 +429,7 @@ def compile_rule(rule: Rule) -> tuple[CompiledRule | None, list[Problem]]:
     key: CompiledTemplate | None = None
     if rule.throttle is not None:
         compiled_key = _compile_field("throttle.key", rule.throttle.key, rule.id, problems)
-        if isinstance(compiled_key, (Constant, Substitution, JinjaTemplate)):
+        if isinstance(compiled_key, _TEMPLATE_FORMS):
             key = compiled_key
     if problems:
         return None, problems
@@ -396,8 +437,7 @@ def compile_rule(rule: Rule) -> tuple[CompiledRule | None, list[Problem]]:
     return CompiledRule(rule, tuple(fields), when, foreach, key, info), problems
 
 
-def compile_rules(rules: tuple[Rule, ...] | list[Rule]) -> tuple[tuple[CompiledRule, ...],
-                                                                 list[Problem]]:
+def compile_rules(rules: Sequence[Rule]) -> tuple[tuple[CompiledRule, ...], list[Problem]]:
     """Compile every rule; rules with template syntax errors are left out, their problems kept."""
     compiled: list[CompiledRule] = []
     problems: list[Problem] = []

@@ -10,18 +10,28 @@ What validate assumes when it renders (so a rule can be checked without its trig
   a param's example with the same name overrides the sample;
 - `now` is the time of the run, `hostname` is "validate.example" and `env` holds the
   variables the rule names, from the environment validate runs in.
+
+Everything after loading is per rule, so a large rule set can be checked by several processes
+(`jobs`): contiguous runs of rules, each in a forked child, joined stage by stage so the
+report is the same, in the same order, as one process would give.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from emitter.eventcheck import check_event
-from emitter.lint import lint_rules
+from emitter.lint import lint_rules, untested_problems
 from emitter.loader import load_rules
+from emitter.model import Rule
 from emitter.params import example_variable_sets, trigger_variables
 from emitter.problems import Problem, Severity
 from emitter.render import RenderContext, render
@@ -30,6 +40,8 @@ from emitter.templates import CompiledRule, compile_rules
 
 EXAMPLE_SETS_PER_RULE = 64
 VALIDATE_HOSTNAME = "validate.example"
+MAX_JOBS = 4
+RULES_PER_JOB = 100  # fewer rules than this per process and a fork costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class ValidationReport:
     files: tuple[str, ...]
     rules_checked: int
     events_rendered: int
+    jobs: int = 1  # processes that checked rules
 
     @property
     def files_checked(self) -> int:
@@ -74,6 +87,101 @@ def _strictly(problems: Iterable[Problem]) -> list[Problem]:
     return [p._replace(severity=Severity.ERROR) if not p.is_error else p for p in problems]
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """What checking a run of rules found, stage by stage (so runs join in rule order)."""
+
+    compiled: tuple[Problem, ...]
+    rendered: tuple[Problem, ...]
+    linted: tuple[Problem, ...]
+    events: int
+
+
+def _check(rules: Sequence[Rule], ctx: RenderContext,
+           disabled_checks: Collection[str]) -> _Checked:
+    """Compile, render with the examples, check each event and lint: everything per rule."""
+    compiled, compile_problems = compile_rules(rules)
+    render_problems: list[Problem] = []
+    rendered = {rule.id: _render_examples(rule, ctx, render_problems) for rule in compiled}
+    linted = lint_rules(rules, compiled, rendered, disabled=disabled_checks)
+    return _Checked(tuple(compile_problems), tuple(render_problems), tuple(linted),
+                    sum(len(events) for events in rendered.values()))
+
+
+def usable_jobs(rules: int, jobs: int | None) -> int:
+    """How many processes check `rules` rules: `jobs` (None: one per CPU, at most MAX_JOBS,
+    with RULES_PER_JOB rules each or more), never more than the rules, and 1 without fork or
+    with other threads running (a forked child would hold any lock they held, forever)."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        return 1
+    if jobs is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        jobs = min(cpus or os.cpu_count() or 1, MAX_JOBS, rules // RULES_PER_JOB)
+    return max(1, min(jobs, rules))
+
+
+_Child = tuple[int, int]  # pid, read end of its pipe
+
+
+def _fork(work: Callable[[], _Checked]) -> _Child | None:
+    """Run `work` in a forked child that sends the pickled result back through a pipe."""
+    try:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid:
+        os.close(write_fd)
+        return pid, read_fd
+    code = 1
+    try:  # the child: never returns into the caller's code, whatever happens
+        os.close(read_fd)
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL))
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _collect(child: _Child | None, *, stop: bool = False) -> _Checked | None:
+    """The child's result (None when it failed); with `stop`, end it unread."""
+    if child is None:
+        return None
+    pid, read_fd = child
+    if stop:
+        os.kill(pid, signal.SIGKILL)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if stop or status != 0:
+        return None
+    try:
+        result = pickle.loads(data)  # noqa: S301 - our own child's output, through our pipe
+    except Exception:  # noqa: BLE001 - a truncated result: the chunk is checked again here
+        return None
+    return result if isinstance(result, _Checked) else None
+
+
+def _check_in_parallel(rules: Sequence[Rule], jobs: int,
+                       check: Callable[[Sequence[Rule]], _Checked]) -> list[_Checked]:
+    """`check` on `jobs` contiguous runs of `rules`: the first here, the others in forked
+    children. A child that fails has its run checked here, so the report never depends on
+    fork working."""
+    runs = [rules[i * len(rules) // jobs:(i + 1) * len(rules) // jobs] for i in range(jobs)]
+    children: list[_Child | None] = []
+    try:
+        for run in runs[1:]:
+            children.append(_fork(partial(check, run)))
+        results = [check(runs[0])]
+    except BaseException:
+        for child in children:
+            _collect(child, stop=True)
+        raise
+    for run, child in zip(runs[1:], children, strict=True):
+        results.append(_collect(child) or check(run))
+    return results
+
+
 def validate_paths(
     paths: Sequence[str],
     *,
@@ -82,26 +190,34 @@ def validate_paths(
     strict: bool = False,
     tested: Collection[str] | None = None,
     disabled_checks: Collection[str] = (),
+    jobs: int | None = 1,
 ) -> ValidationReport:
     """Validate every rule under `paths`. Raises UsageError only for a path that does not exist.
 
     `strict` turns warnings into errors. `tested` (rule ids some test case covers) enables the
-    lint check for untested rules; `disabled_checks` names lint checks to skip.
+    lint check for untested rules; `disabled_checks` names lint checks to skip. `jobs` is the
+    number of processes checking rules (see `usable_jobs`); the report does not depend on it.
     """
     loaded = load_rules(paths)
-    compiled, problems = compile_rules(loaded.rules)
-    problems = [*loaded.problems, *problems]
     ctx = RenderContext(now=now, hostname=VALIDATE_HOSTNAME, unified_tags=unified_tags(environ),
                         environ=environ)
-    rendered: dict[str, list[dict[str, Any]]] = {}
-    for rule in compiled:
-        rendered[rule.id] = _render_examples(rule, ctx, problems)
-    problems.extend(lint_rules(loaded.rules, compiled, rendered, tested=tested,
-                               disabled=disabled_checks))
+    rules = loaded.rules
+    jobs = usable_jobs(len(rules), jobs)
+
+    def check(run: Sequence[Rule]) -> _Checked:
+        return _check(run, ctx, disabled_checks)
+
+    results = _check_in_parallel(rules, jobs, check) if jobs > 1 else [check(rules)]
+    problems = [*loaded.problems]
+    for stage in ("compiled", "rendered", "linted"):  # the order one process would give
+        problems.extend(p for result in results for p in getattr(result, stage))
+    if tested is not None and "untested-rule" not in disabled_checks:
+        problems.extend(untested_problems(rules, tested))
     unique = sorted(dict.fromkeys(problems), key=_place)  # example sets repeat problems
     return ValidationReport(
         problems=tuple(_strictly(unique) if strict else unique),
         files=loaded.files,
-        rules_checked=len(loaded.rules),
-        events_rendered=sum(len(events) for events in rendered.values()),
+        rules_checked=len(rules),
+        events_rendered=sum(result.events for result in results),
+        jobs=jobs,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
@@ -16,6 +17,7 @@ from emitter.templates import (
     BASE_SCOPE,
     ENV,
     Constant,
+    Evaluated,
     JinjaTemplate,
     Substitution,
     compile_rule,
@@ -41,16 +43,24 @@ def rule(rule_id: str = "r", **event: object) -> Rule:
         ("plain text", Constant),
         ("a } b { c", Constant),
         ("Deployed {{ service }} {{version}}", Substitution),
-        ("{{ true }}", JinjaTemplate),
+        ("{{ true }}", Evaluated),
         ("{{ loop }}", JinjaTemplate),
         ("{{ a.b }} and {{ item.labels.name }}", Substitution),
-        ("{{ a.0 }}", JinjaTemplate),
-        ("{{ a['b'] }}", JinjaTemplate),
-        ("{{ a | upper }}", JinjaTemplate),
-        ("{{- a }}", JinjaTemplate),
-        ("a\r\nb", JinjaTemplate),
+        ("{{ a.0 }}", Evaluated),
+        ("{{ a['b'] }}", Evaluated),
+        ("{{ a | upper }}", Evaluated),
+        ("{{ a | truncate(5) }}", Evaluated),  # takes the environment: still evaluated
+        ("{{- a }}", Evaluated),
+        ("a\r\nb", Evaluated),
+        ("{# note #}x", Evaluated),
+        ("{{ 'ok' if a == 1 and not b else 'no' }}", Evaluated),
         ("{% if a %}x{% endif %}", JinjaTemplate),
-        ("{# note #}x", JinjaTemplate),
+        ("{{ a | map('upper') | list }}", JinjaTemplate),  # map takes the context
+        ("{{ a * 2 }}", JinjaTemplate),  # the sandbox bounds * and **
+        ("{{ range(3) }}", JinjaTemplate),
+        ("{{ a if b }}", JinjaTemplate),
+        ("{{ a[1:] }}", JinjaTemplate),
+        ("{{ a | no_such_filter if b else c }}", JinjaTemplate),
     ],
 )
 def test_the_cheapest_faithful_form_is_chosen(text: str, kind: type) -> None:
@@ -214,6 +224,7 @@ def test_names_in_every_form() -> None:
         ("{% macro m(v) %}{{ v }}{{ outer }}{% endmacro %}{{ m(arg) }}", set()),
         ("{% with t = u %}{{ t }}{{ v }}{% endwith %}", set()),
         ("{{ 'x' if c else d }}{# {{ not_a_name }} #}", set()),
+        ("{{ a.b | default(c, true) }} {{ d is defined }} {{ [e, f] ~ g[h] }}", set()),
         ("{% set ns = namespace(n=0) %}{% for k in ks %}{% set ns.n = ns.n + k %}{% endfor %}"
          "{{ ns.n }}", {"namespace"}),
         ("{% for i in range(n) %}{{ i }}{{ dict(a=1) }}{% endfor %}", {"range", "dict"}),
@@ -225,7 +236,7 @@ def test_recorded_names_are_what_jinja_meta_finds(text: str, globals_read: set[s
     from emitter.templates import names_in
 
     compiled = compile_template(tmpl(text))
-    assert isinstance(compiled, JinjaTemplate)
+    assert isinstance(compiled, (Evaluated, JinjaTemplate))
     # meta leaves out the sandbox's globals; names_in keeps them (a param may hide them).
     assert names_in(compiled) == meta.find_undeclared_variables(ENV.parse(text)) | globals_read
 
@@ -267,3 +278,12 @@ def test_what_only_code_generation_sees_is_still_an_error_at_compile(text: str,
 
     with pytest.raises(TemplateSyntaxError):
         compile_expression(tmpl(text)) if expression else compile_template(tmpl(text))
+
+
+def test_what_jinja_raises_while_folding_constants_is_a_problem_not_a_crash() -> None:
+    r = replace(rule(title=tmpl("{{ ('a').k ~ 'x' }}", 3, 12)), when=tmpl("('a').k and 1", 5, 11))
+    compiled, problems = compile_rule(r)
+    assert compiled is None
+    assert [(p.location.line, p.check) for p in problems if p.location] == [
+        (3, "template"), (5, "template")]
+    assert "UndefinedError" in problems[0].message and "title" in problems[0].message

@@ -35,7 +35,16 @@ def register(subparsers: Any) -> None:
                         help="warn about rules no *.test.yaml case covers")
     parser.add_argument("--disable", action="append", default=[], metavar="CHECK",
                         help="skip a lint check by id, e.g. tag-format (repeatable)")
+    parser.add_argument("--jobs", "-j", type=_jobs, default=None, metavar="N",
+                        help="processes that check rules (default: one per CPU, at most 4, "
+                        "for 100 rules or more each); the report is the same whatever N")
     parser.set_defaults(run=run)
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
 
 
 def _tested(args: argparse.Namespace) -> set[str] | None:
@@ -71,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         strict=args.strict,
         tested=_tested(args),
         disabled_checks=_disabled(args.disable),
+        jobs=args.jobs,
     )
     print(format_problems(report.problems, fmt, files_checked=report.files_checked))
     return EXIT_OK if report.ok else EXIT_INVALID

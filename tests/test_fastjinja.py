@@ -1,0 +1,107 @@
+"""The evaluated form (emitter.fastjinja) against Jinja itself: random expressions built from
+every construct it evaluates, rendered in templates and evaluated as `when` expressions, must
+give Jinja's text, value or exception (type and message)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2 import Undefined
+
+from emitter.model import Tmpl
+from emitter.problems import Location
+from emitter.templates import (
+    BASE_SCOPE,
+    ENV,
+    Evaluated,
+    JinjaTemplate,
+    compile_expression,
+    compile_template,
+)
+
+HERE = Location("r.yaml", 1, 1)
+SCOPE: dict[str, Any] = {
+    "n": 3, "z": 0, "f": 2.5, "s": "Ab c", "e": "", "t": True, "no": None,
+    "lst": [1, "x", None], "d": {"k": "v", "n": 2}, "obj": Location("p", 1, 2),
+}
+NAMES = [*SCOPE, "missing"]
+CONSTANTS = ["'a'", '"B c"', "0", "1", "-2", "2.5", "true", "false", "none", "''"]
+UNARY = ["({}) | lower", "({}) | upper", "({}) | default('dflt')", "({}) | default('x', true)",
+         "({}) | length", "({}) | string", "({}) | int", "({}) | first", "({}) | trim",
+         "({}) | truncate(4)", "({}) | tojson", "({}) | d", "({}) is defined",
+         "({}) is none", "({}) is string", "({}) is divisibleby(2)", "not ({})", "-({})",
+         "({}).k", "({})['n']", "({})[0]", "({}).real", "({}).__class__", "[{}]"]
+BINARY = ["({}) == ({})", "({}) != ({})", "({}) < ({})", "({}) >= ({})", "({}) in ({})",
+          "({}) not in ({})", "({}) and ({})", "({}) or ({})", "({}) ~ ({})", "({}) + ({})",
+          "({}) - ({})", "({}) % ({})", "({}) / ({})", "({}) // ({})", "[{}, {}]",
+          "({}, {})", "({}) | default({})", "({}) < ({}) <= 3"]
+
+
+def _expressions() -> st.SearchStrategy[str]:
+    atoms = st.sampled_from(NAMES + CONSTANTS)
+    return st.recursive(atoms, lambda inner: st.one_of(
+        st.builds(lambda form, a: form.format(a), st.sampled_from(UNARY), inner),
+        st.builds(lambda form, a, b: form.format(a, b), st.sampled_from(BINARY), inner, inner),
+        st.builds(lambda a, b, c: f"({a}) if ({b}) else ({c})", inner, inner, inner),
+    ), max_leaves=6)
+
+
+def _plain(value: Any) -> Any:
+    """A value that can be compared: undefined values (which raise on ==) become markers."""
+    if isinstance(value, Undefined):
+        return ("undefined", value._undefined_name)
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_plain(v) for v in value])
+    return value
+
+
+def _outcome(run: Any) -> tuple[Any, ...]:
+    try:
+        return ("ok", _plain(run()))
+    except Exception as exc:  # noqa: BLE001 - the exception is what is compared
+        return ("raised", type(exc).__name__, str(exc))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_expressions())
+def test_templates_render_what_jinja_renders(expr: str) -> None:
+    text = f"a {{{{ {expr} }}}} b\n{{{{ n }}}}-{{{{ {expr} }}}}"
+    # Compiling is inside the comparison: Jinja's constant folding can raise at compile time.
+    assert _outcome(lambda: compile_template(Tmpl(text, HERE)).render(
+        {**BASE_SCOPE, **SCOPE})) == _outcome(lambda: ENV.from_string(text).render(SCOPE))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_expressions())
+def test_expressions_give_what_jinja_gives(expr: str) -> None:
+    assert _outcome(lambda: compile_expression(Tmpl(expr, HERE))(
+        {**BASE_SCOPE, **SCOPE})) == _outcome(
+        lambda: ENV.compile_expression(expr, undefined_to_none=False)(**SCOPE))
+
+
+@pytest.mark.parametrize("form", UNARY + BINARY + ["({}) if ({}) else ({})"])
+def test_every_construct_of_the_grammar_is_evaluated_not_compiled(form: str) -> None:
+    """So the two tests above compare the evaluated form, not Jinja with itself."""
+    expr = form.format(*(["n"] * form.count("{}")))
+    assert type(compile_template(Tmpl("{{ " + expr + " }}", HERE))) is Evaluated
+    assert compile_expression(Tmpl(expr, HERE)).evaluate.__module__ == "emitter.fastjinja"
+
+
+@pytest.mark.parametrize("text", [
+    "{{ lst | map('string') | join(',') }}", "{{ s * 2 }}", "{{ range(n) | list }}",
+    "{% for i in lst %}{{ i }}{% endfor %}", "{{ s if t }}", "{{ lst[1:] }}",
+    "{{ d.items() }}", "{{ self }}", "{{ lst | join }}", "{{ n ** 2 }}"])
+def test_what_the_evaluated_form_leaves_to_jinja_still_renders(text: str) -> None:
+    compiled = compile_template(Tmpl(text, HERE))
+    assert type(compiled) is JinjaTemplate
+    assert _outcome(lambda: compiled.render({**BASE_SCOPE, **SCOPE})) == _outcome(
+        lambda: ENV.from_string(text).render(SCOPE))
+
+
+def test_the_failing_expression_gives_its_line() -> None:
+    compiled = compile_template(Tmpl("ok {{ n }}\n{{ s | lower }}\n\n{{ missing | upper }}", HERE))
+    assert isinstance(compiled, Evaluated)
+    assert compiled.failing_line({**BASE_SCOPE, **SCOPE}) == 4
