@@ -10,7 +10,7 @@ generated documents.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from numbers import Number
 from typing import Any
 
@@ -229,7 +229,7 @@ def _pattern(c: _Compiler, pattern: Any) -> Check:
     return check
 
 
-def _sized(kind: type, most: bool) -> Callable[[_Compiler, Any], Check]:
+def _sized(kind: type[Sized], most: bool) -> Callable[[_Compiler, Any], Check]:
     """maxLength/minLength, maxItems/minItems, maxProperties/minProperties: one call each,
     as they run on every string of every event."""
 
