@@ -8,7 +8,10 @@ two need full Jinja2), so no compiled template is shared between rules: the wors
 emitter's compile cache. `--shared-templates` writes the deploy rule 1,000 times with only
 its id changed (what bench_load.py does), where one compile serves every rule.
 
-Run: .venv/bin/python benchmarks/bench_validate_many.py [--runs 5] [--shared-templates]
+`--jobs N` is passed on to `emitter validate` (default: its own choice, one process per CPU
+for 100 rules or more each, at most 4); `--jobs 1` measures one process.
+
+Run: .venv/bin/python benchmarks/bench_validate_many.py [--runs 5] [--shared-templates] [--jobs N]
 Target: < 2 s.
 """
 
@@ -92,10 +95,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--shared-templates", action="store_true",
                         help="1,000 copies of the deploy rule (templates repeat)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="processes for emitter validate (default: its own choice)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = make(Path(tmp), rule=SHARED if args.shared_templates else RULE)
         ours_argv = [sys.executable, "-m", "emitter", "validate", "--format", "text", tmp]
+        if args.jobs is not None:
+            ours_argv[4:4] = ["--jobs", str(args.jobs)]
         base_argv = [sys.executable, "-c", SCHEMA_ONLY, *paths]
         ours, base = [], []
         for _ in range(args.runs):
@@ -112,7 +119,8 @@ def main() -> None:
         last = subprocess.run(ours_argv, capture_output=True, text=True, timeout=300)
     o, b = statistics.median(ours), statistics.median(base)
     kind = "shared" if args.shared_templates else "distinct"
-    print(f"1,000 rules in 100 files, {kind} templates; emitter says: "
+    kind += " templates" + (f", --jobs {args.jobs}" if args.jobs is not None else "")
+    print(f"1,000 rules in 100 files, {kind}; emitter says: "
           f"{last.stdout.strip().splitlines()[-1]}")
     print(f"  emitter validate (load, compile, render 2 example sets/rule, check, lint): "
           f"median {o:.2f} s  (runs: {', '.join(f'{s:.2f}' for s in ours)})")
