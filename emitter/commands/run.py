@@ -47,7 +47,8 @@ def register(subparsers: Any) -> None:
                    help="outbox and trigger state (default: $EMITTER_STATE_DIR, then "
                    "$XDG_STATE_HOME/emitter)")
     p.add_argument("--listen", metavar="ADDR:PORT",
-                   help="address of the webhook server (also serves /metrics and /healthz)")
+                   help="address of the webhook server, which also serves /metrics and /healthz "
+                   "(default: 127.0.0.1:8787)")
     p.add_argument("--metrics-addr", metavar="ADDR:PORT",
                    help="serve /metrics (Prometheus text format) on its own address")
     p.add_argument("--stdin", action="store_true",
