@@ -16,6 +16,7 @@ take the context, names with special meaning) is left to Jinja: `template_pieces
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import operator
 from collections.abc import Callable, Iterable
@@ -23,7 +24,6 @@ from typing import Any, TypeAlias
 
 import jinja2
 from jinja2 import nodes
-from jinja2.optimizer import Optimizer
 
 Evaluator: TypeAlias = Callable[[dict[str, Any]], Any]
 # Literal text, or (template line, evaluator) for an expression whose str() is output.
@@ -68,7 +68,7 @@ def template_pieces(ast: nodes.Template,
                 if isinstance(child, nodes.TemplateData):
                     pieces.append(child.data)
                 else:
-                    pieces.append((child.lineno, builder.build(_folded(child, env))))
+                    pieces.append((child.lineno, builder.build(child)))
     except Exception:  # noqa: BLE001 - _Unsupported, or folding failed: Jinja says how
         return None
     return tuple(pieces), _names(ast)
@@ -78,7 +78,7 @@ def expression(expr: nodes.Expr,
                env: jinja2.Environment) -> tuple[Evaluator, frozenset[str]] | None:
     """An evaluator for a parsed expression and the names it reads, or None (see above)."""
     try:
-        return _Builder(env).build(_folded(expr, env)), _names(expr)
+        return _Builder(env).build(expr), _names(expr)
     except Exception:  # noqa: BLE001 - as above
         return None
 
@@ -107,26 +107,32 @@ def failing_line(pieces: tuple[Piece, ...], scope: dict[str, Any]) -> int:
     return 1
 
 
-def _folded(node: nodes.Expr, env: jinja2.Environment) -> nodes.Node:
-    """The expression after Jinja's constant folding (in place, as its code generator does it
-    before writing an expression): a folded part is then a constant here as it is there, and
-    what folding raises is raised by Jinja's compile, so the caller leaves such trees to it."""
-    folded: nodes.Node = Optimizer(env).visit(node, nodes.EvalContext(env))
-    return folded
-
-
 def _names(node: nodes.Node) -> frozenset[str]:
     # Within this subset nothing declares a name, so every name loaded comes from the context.
-    return frozenset(n.name for n in node.find_all(nodes.Name) if n.ctx == "load")
+    # As for Jinja (whose name analysis runs before its constant folding), a name in a part
+    # that folds away (`true or x`) still counts.
+    found = [node, *node.find_all(nodes.Name)]  # find_all leaves out the node itself
+    return frozenset(n.name for n in found if isinstance(n, nodes.Name) and n.ctx == "load")
 
 
 class _Builder:
-    """Turns one supported node into a closure; raises _Unsupported for any other node."""
+    """Turns supported nodes into closures, noting the names they read; raises _Unsupported
+    for any other node.
+
+    Jinja's code generator first folds constants (its Optimizer): every expression whose value
+    `as_const` can compute becomes that constant, when it has a safe repr. `build` does the
+    same, from the top down, so a folded part is a constant here as it is there, and whatever
+    folding raises is raised here too (then Jinja's compile raises it).
+    """
 
     def __init__(self, env: jinja2.Environment) -> None:
         self.env = env
+        self.eval_ctx = nodes.EvalContext(env)
 
     def build(self, node: nodes.Node) -> Evaluator:
+        if isinstance(node, nodes.Expr) and not isinstance(node, nodes.Const):
+            with contextlib.suppress(nodes.Impossible):
+                node = nodes.Const.from_untrusted(node.as_const(self.eval_ctx))
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
             binary, unary = _BINARY.get(type(node)), _UNARY.get(type(node))  # type: ignore[arg-type]

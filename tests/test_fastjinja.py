@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jinja2 import Undefined
+from jinja2 import Undefined, meta
 
 from emitter.model import Tmpl
 from emitter.problems import Location
@@ -20,6 +20,7 @@ from emitter.templates import (
     JinjaTemplate,
     compile_expression,
     compile_template,
+    names_in,
 )
 
 HERE = Location("r.yaml", 1, 1)
@@ -80,6 +81,11 @@ def test_expressions_give_what_jinja_gives(expr: str) -> None:
     assert _outcome(lambda: compile_expression(Tmpl(expr, HERE))(
         {**BASE_SCOPE, **SCOPE})) == _outcome(
         lambda: ENV.compile_expression(expr, undefined_to_none=False)(**SCOPE))
+    names = _outcome(lambda: sorted(names_in(compile_expression(Tmpl(expr, HERE)))))
+    jinja_names = _outcome(lambda: sorted(meta.find_undeclared_variables(
+        ENV.parse("{{ " + expr + " }}"))))
+    if names[0] == jinja_names[0] == "ok":
+        assert names == jinja_names
 
 
 @pytest.mark.parametrize("form", UNARY + BINARY + ["({}) if ({}) else ({})"])
@@ -105,3 +111,11 @@ def test_the_failing_expression_gives_its_line() -> None:
     compiled = compile_template(Tmpl("ok {{ n }}\n{{ s | lower }}\n\n{{ missing | upper }}", HERE))
     assert isinstance(compiled, Evaluated)
     assert compiled.failing_line({**BASE_SCOPE, **SCOPE}) == 4
+
+
+@pytest.mark.parametrize("expr", ["x", "x.k", "true or x", "x and false", "[] or y", "(1, x) | first",
+                                  "'a' if true else x.k", "('a').k is defined or z"])
+def test_names_are_what_jinja_meta_finds_even_where_constants_fold(expr: str) -> None:
+    expected = meta.find_undeclared_variables(ENV.parse("{{ " + expr + " }}"))
+    assert names_in(compile_expression(Tmpl(expr, HERE))) == expected
+    assert names_in(compile_template(Tmpl("{{ " + expr + " }}", HERE))) == expected
