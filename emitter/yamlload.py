@@ -183,16 +183,18 @@ class _Builder:
         self._alias_site: Mark = (1, 1)
 
     def build(self, node: Node, where: JsonPath, depth: int, expanding: bool) -> Any:
-        if not expanding and id(node) in self._seen:
+        nid, mark = id(node), _mark(node)
+        again = nid in self._seen
+        if again and not expanding:
             # An alias: the composer forgot where it was written; its container did not.
-            self._alias_site = self.marks.get(where[:-1], _mark(node))
-        self._enter(node, depth, expanding)
-        expanding = expanding or id(node) in self._seen
-        self._seen.add(id(node))
-        self.marks[where] = _mark(node)
+            self._alias_site = self.marks.get(where[:-1], mark)
+        expanding = expanding or again
+        self._enter(nid, mark, depth, expanding)
+        self._seen.add(nid)
+        self.marks[where] = mark
         if isinstance(node, ScalarNode):
             return self._scalar(node, where)
-        self._active.add(id(node))
+        self._active.add(nid)
         try:
             if isinstance(node, SequenceNode):
                 self._check_tag(node, _SEQ)
@@ -202,17 +204,15 @@ class _Builder:
             self._check_tag(node, _MAP)
             return self._mapping(node, where, depth, expanding)
         finally:
-            self._active.discard(id(node))
+            self._active.discard(nid)
 
-    def _enter(self, node: Node, depth: int, expanding: bool) -> None:
-        line, col = _mark(node)
-        if id(node) in self._active:
-            raise _Abort(_problem(self.path, line, col, "an alias refers to its own parent "
+    def _enter(self, nid: int, mark: Mark, depth: int, expanding: bool) -> None:
+        if nid in self._active:
+            raise _Abort(_problem(self.path, *mark, "an alias refers to its own parent "
                                   "(recursive data cannot be a rule)"))
         if depth > MAX_DEPTH:
-            raise _Abort(_problem(self.path, line, col,
-                                  f"nested more than {MAX_DEPTH} levels deep"))
-        if expanding or id(node) in self._seen:
+            raise _Abort(_problem(self.path, *mark, f"nested more than {MAX_DEPTH} levels deep"))
+        if expanding:
             self._expanded += 1
             if self._expanded > MAX_ALIAS_NODES:
                 raise _Abort(_problem(
