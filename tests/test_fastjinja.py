@@ -113,8 +113,9 @@ def test_the_failing_expression_gives_its_line() -> None:
     assert compiled.failing_line({**BASE_SCOPE, **SCOPE}) == 4
 
 
-@pytest.mark.parametrize("expr", ["x", "x.k", "true or x", "x and false", "[] or y", "(1, x) | first",
-                                  "'a' if true else x.k", "('a').k is defined or z"])
+@pytest.mark.parametrize("expr", ["x", "x.k", "true or x", "x and false", "[] or y",
+                                  "(1, x) | first", "'a' if true else x.k",
+                                  "('a').k is defined or z"])
 def test_names_are_what_jinja_meta_finds_even_where_constants_fold(expr: str) -> None:
     expected = meta.find_undeclared_variables(ENV.parse("{{ " + expr + " }}"))
     assert names_in(compile_expression(Tmpl(expr, HERE))) == expected

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from emitter.sinks.base import DeliveryResult, Sink
     from emitter.templates import CompiledRule
 
-_parse_vars = common.parse_vars  # commands/exec.py still imports it from here
 NO_KEY_HINT = "use --dry-run (or --sink stdout) to print the event instead of posting it"
 
 
