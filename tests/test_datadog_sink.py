@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from emitter import __version__
 from emitter.errors import ConfigError
@@ -16,22 +17,33 @@ from emitter.settings import Settings
 from emitter.sinks.base import Outcome
 from emitter.sinks.datadog import DatadogSink, encode_event
 from emitter.sinks.stdout import StdoutSink
+from emitter.sinks.transport import KeepAliveSession
 from tests.intake import FIRST_EVENT_ID, INTAKE_KEY, FakeIntake, Fault, intake_fixture  # noqa: F401
 
 EVENT = {"title": "Déployé payments 1.4.2 ✓", "text": "%%% \n**ok**\n %%%", "tags": ["a:b"],
          "date_happened": int(time.time())}
 
 
-def make_sink(intake: FakeIntake, key: str = INTAKE_KEY, timeout: float = 2) -> DatadogSink:
+def make_sink(intake: FakeIntake, key: str = INTAKE_KEY, timeout: float = 2,
+              session: str = "default") -> DatadogSink:
     settings = Settings.from_environ({"DD_API_KEY": key, "DATADOG_HOST": intake.url + "/"})
-    return DatadogSink(settings, timeout=(1, timeout))
+    if session == "requests":  # what a proxy configuration gets
+        return DatadogSink(settings, timeout=(1, timeout), session=requests.Session())
+    return DatadogSink(settings, timeout=(1, timeout))  # the lean transport, no proxy here
 
 
-@pytest.fixture
-def sink(intake: FakeIntake) -> Iterator[DatadogSink]:
-    made = make_sink(intake)
+@pytest.fixture(params=["default", "requests"])
+def sink(intake: FakeIntake, request: pytest.FixtureRequest) -> Iterator[DatadogSink]:
+    """Each test once over the default (lean) session and once over a requests session."""
+    made = make_sink(intake, session=request.param)
     yield made
     made.close()
+
+
+def test_default_session_is_the_lean_transport(intake: FakeIntake) -> None:
+    sink = make_sink(intake)
+    assert isinstance(sink._session, KeepAliveSession)
+    sink.close()
 
 
 def test_202_keeps_big_id_exact(intake: FakeIntake, sink: DatadogSink) -> None:

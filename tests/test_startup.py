@@ -1,26 +1,32 @@
 """Start-up stays lean: `emitter fire` on a valid manual rule imports none of the modules that
-only an invalid document, another trigger type or an error message needs (issue 2's
+only an invalid document, another trigger type, an error message or a proxy needs (issue 2's
 benchmark: benchmarks/bench_fire.py). A guard on imports, not a timing."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from tests.intake import INTAKE_KEY, FakeIntake
+from tests.intake import intake_fixture as intake_fixture  # noqa: F401 - the `intake` fixture
 
 REPO = Path(__file__).resolve().parent.parent
 FIRE = ["fire", "rules/deploy.yaml", "--rule", "deploy-finished", "--var", "service=a",
         "--var", "version=1", "--var", "outcome=success", "--dry-run"]
 # Each is imported where it is needed: jsonschema (and its referencing, attrs) for messages
 # about an invalid rule file or event, croniter/zoneinfo for schedule triggers, shlex for
-# command triggers, difflib for "did you mean", traceback for EMITTER_DEBUG, requests for
-# the Datadog sink (not built by --dry-run).
+# command triggers, difflib for "did you mean", traceback for EMITTER_DEBUG, requests only
+# behind a proxy (the Datadog sink's lean transport needs none of it).
 LAZY = ("jsonschema", "referencing", "attrs", "croniter", "zoneinfo", "shlex", "difflib",
         "traceback", "requests", "importlib.resources")
 
 
-def modules_after(argv: list[str]) -> tuple[int, set[str]]:
+def modules_after(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, set[str]]:
     probe = (
         "import json, sys\n"
         "from emitter.cli import main\n"
@@ -28,7 +34,8 @@ def modules_after(argv: list[str]) -> tuple[int, set[str]]:
         "print('\\nMODULES', json.dumps(sorted(sys.modules)), code)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe, json.dumps(argv)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60, check=True)
+                          capture_output=True, text=True, timeout=60, check=True,
+                          env={**os.environ, **(env or {})})
     line = done.stdout.rsplit("\nMODULES ", 1)[1]
     names, code = line.rsplit(" ", 1)
     return int(code), set(json.loads(names))
@@ -39,6 +46,34 @@ def test_firing_a_valid_rule_imports_nothing_it_does_not_use() -> None:
     assert code == 0
     assert "jinja2" in loaded and "yaml" in loaded  # the probe does see real imports
     assert sorted(m for m in LAZY if m in loaded) == []
+
+
+def test_posting_to_the_intake_imports_no_requests(intake: FakeIntake,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    env = {"DD_API_KEY": INTAKE_KEY, "DATADOG_HOST": intake.url}
+    code, loaded = modules_after([a for a in FIRE if a != "--dry-run"], env)
+    assert code == 0 and len(intake.events) == 1  # it really posted
+    assert "http.client" in loaded
+    assert sorted(m for m in LAZY if m in loaded) == []
+    assert not any(m.startswith(("requests", "urllib3", "certifi")) for m in loaded)
+
+
+def test_an_https_session_imports_no_requests_or_certifi(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    probe = ("import json, sys\n"
+             "from emitter.sinks.datadog import open_session\n"
+             "session = open_session('https://api.datadoghq.com')\n"
+             "print(type(session).__name__, json.dumps(sorted(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, check=True)
+    kind, names = done.stdout.split(" ", 1)
+    loaded = set(json.loads(names))
+    assert kind == "KeepAliveSession" and "ssl" in loaded
+    assert not any(m.startswith(("requests", "urllib3", "certifi", "importlib.resources"))
+                   for m in loaded)
 
 
 def test_an_invalid_rule_file_still_gets_jsonschemas_messages(tmp_path: Path) -> None:

@@ -1,7 +1,14 @@
 """`emitter fire PATH --rule ID`: render one rule now, check the event, post it (with retries).
 
+With a state directory configured (`--state-dir` or EMITTER_STATE_DIR) the event goes through
+the durable outbox first (emitter.sender.deliver_via_outbox): a refused event becomes a dead
+letter, one that exhausted its retries stays queued for `emitter run` / `emitter outbox drain`.
+Without one it is sent directly. The retry rules are the same either way.
+
 Exit codes: 0 delivered (202) or `when` false, 1 invalid rule/event, 2 usage, 4 refused by the
-API, 5 retries exhausted or unreachable, 6 no API key (see emitter.errors).
+API (a dead letter with a state directory), 5 retries exhausted or unreachable (left in the
+outbox with a state directory), 6 no API key or unusable state directory, 7 outbox full (see
+emitter.errors).
 """
 
 from __future__ import annotations
@@ -14,12 +21,15 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from emitter.commands import _common as common
-from emitter.errors import EXIT_INVALID, EXIT_OK, DeliveryError
+from emitter.errors import EXIT_DELIVERY, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, DeliveryError
 from emitter.settings import Settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from emitter.problems import Problem
-    from emitter.retry import RetryPolicy
+    from emitter.retry import RetryHook, RetryPolicy
+    from emitter.sender import QueuedDelivery
     from emitter.sinks.base import DeliveryResult, Sink
     from emitter.templates import CompiledRule
 
@@ -47,6 +57,10 @@ def register(subparsers: Any) -> None:
                         help="seconds before giving up, all attempts together (default 120)")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no retry progress or warnings on stderr")
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="commit the event to the outbox in DIR before sending it, so an "
+                        "undelivered one stays queued for `emitter run` or `emitter outbox "
+                        "drain` (default: $EMITTER_STATE_DIR; neither: send directly)")
     parser.set_defaults(run=run)
 
 
@@ -68,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     printing = args.dry_run or args.sink == "stdout"
     if not printing:
         settings.require_api_key(hint=NO_KEY_HINT)
+    state_dir = None if printing else _state_dir(args)  # an unusable one fails before rendering
     events = _render(args, settings)
     if events is None:
         return EXIT_INVALID
@@ -75,10 +90,23 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     sink = _make_sink(args, settings, printing)
     try:
+        if state_dir is not None:
+            return _deliver_queued(sink, events, args, state_dir)
         results = [_deliver(sink, event, args) for event in events]
     finally:
         sink.close()
     return _report(results, printing)
+
+
+def _state_dir(args: argparse.Namespace) -> Path | None:
+    """The state directory when one is configured explicitly (flag or EMITTER_STATE_DIR),
+    created and proven writable; None (send directly) otherwise: `fire` never falls back to
+    the per-user default, where no sender may ever run."""
+    from emitter.state import STATE_ENV, resolve_state_dir
+
+    if not (args.state_dir or os.environ.get(STATE_ENV, "").strip()):
+        return None
+    return resolve_state_dir(args.state_dir, os.environ)
 
 
 # ---- rule -> checked events ---------------------------------------------------------------
@@ -137,16 +165,18 @@ def _make_sink(args: argparse.Namespace, settings: Settings, printing: bool) -> 
         from emitter.sinks.stdout import StdoutSink
 
         return StdoutSink(sys.stdout)
-    from emitter.sinks.datadog import DatadogSink
+    from emitter.sinks.registry import make_sink  # lean transport unless a proxy applies
 
-    return DatadogSink(settings, timeout=(min(3.05, args.timeout), args.timeout))
+    return make_sink("datadog", settings, timeout=(min(3.05, args.timeout), args.timeout))
 
 
-def _deliver(sink: Sink, event: Mapping[str, Any], args: argparse.Namespace) -> DeliveryResult:
-    from emitter.retry import RetryPolicy, deliver
+def _policy(args: argparse.Namespace) -> RetryPolicy:
+    from emitter.retry import RetryPolicy
 
-    policy: RetryPolicy = RetryPolicy(max_attempts=args.max_attempts, deadline=args.deadline)
+    return RetryPolicy(max_attempts=args.max_attempts, deadline=args.deadline)
 
+
+def _progress(args: argparse.Namespace) -> RetryHook:
     def progress(attempt: int, result: DeliveryResult, delay: float) -> None:
         if not args.quiet:
             why = "; ".join(result.errors) or result.detail
@@ -154,7 +184,13 @@ def _deliver(sink: Sink, event: Mapping[str, Any], args: argparse.Namespace) -> 
             print(f"emitter: attempt {attempt} failed ({status}{why}); retrying in "
                   f"{delay:.1f}s", file=sys.stderr)
 
-    return deliver(sink, event, policy, on_retry=progress)
+    return progress
+
+
+def _deliver(sink: Sink, event: Mapping[str, Any], args: argparse.Namespace) -> DeliveryResult:
+    from emitter.retry import deliver
+
+    return deliver(sink, event, _policy(args), on_retry=_progress(args))
 
 
 def _report(results: Sequence[DeliveryResult], printing: bool) -> int:
@@ -174,3 +210,57 @@ def _report(results: Sequence[DeliveryResult], printing: bool) -> int:
                             errors=worst.errors)
     raise DeliveryError(f"Datadog refused the event (HTTP {worst.status}): {errors}",
                         status=worst.status, errors=worst.errors, permanent=True)
+
+
+# ---- delivery through the outbox ----------------------------------------------------------
+
+
+def _deliver_queued(sink: Sink, events: Sequence[dict[str, Any]], args: argparse.Namespace,
+                    state_dir: Path) -> int:
+    """Commit each event to the outbox, then send it with the same retry rules. An
+    OutboxFullError (exit 7) refuses the event it hit; those before it are reported first."""
+    from emitter.outbox import Outbox
+    from emitter.sender import deliver_via_outbox
+
+    done: list[QueuedDelivery] = []
+    with Outbox.in_dir(state_dir) as outbox:
+        try:
+            for event in events:
+                done.append(deliver_via_outbox(outbox, sink, args.rule, event, _policy(args),
+                                               on_retry=_progress(args)))
+        finally:
+            code = _report_queued(done, _where(args, state_dir))
+    return code
+
+
+def _where(args: argparse.Namespace, state_dir: Path) -> str:
+    """` --state-dir DIR` for the commands we suggest, when the flag (not the environment,
+    which they read too) named the directory."""
+    if not args.state_dir:
+        return ""
+    import shlex  # only on this path: start-up stays lean
+
+    return f" --state-dir {shlex.quote(str(state_dir))}"
+
+
+def _report_queued(done: Sequence[QueuedDelivery], where: str) -> int:
+    from emitter.sinks.base import Outcome
+
+    for item in done:
+        if item.result.outcome is Outcome.DELIVERED:
+            print(f"{item.result.event_id or '-'} {item.result.url or ''}".rstrip())
+    code = EXIT_OK
+    for item in done:
+        result = item.result
+        if item.queued:
+            code = EXIT_DELIVERY
+            print(f"emitter: error: could not deliver the event: {result.detail}; left in the "
+                  f"outbox as id {item.event_id}; `emitter run` or `emitter outbox "
+                  f"drain{where}` will deliver it", file=sys.stderr)
+        elif item.dead:
+            code = code or EXIT_REJECTED
+            errors = "; ".join(result.errors) or "no details"
+            print(f"emitter: error: Datadog refused the event (HTTP {result.status}): {errors}; "
+                  f"kept as dead letter {item.event_id}: see `emitter outbox list "
+                  f"--dead{where}`", file=sys.stderr)
+    return code

@@ -1,24 +1,49 @@
 """The Datadog HTTP sink: one keep-alive session, one attempt per `send`, answers classified
-into DELIVERED / RETRY / REJECTED. Retrying is `emitter.retry`'s job, not this module's."""
+into DELIVERED / RETRY / REJECTED. Retrying is `emitter.retry`'s job, not this module's.
+
+The session is emitter's lean transport (emitter.sinks.transport) unless a proxy may apply,
+then a requests session: `import requests` costs a short-lived `emitter fire` more than all
+of its own work, so requests is imported only on the proxy path. Network failures of both
+kinds are classified here, the same way (tests/test_transport.py compares them).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from emitter import __version__
 from emitter.settings import Settings
+from emitter.sinks import transport
 from emitter.sinks.base import DeliveryResult, Outcome
 
-if TYPE_CHECKING:  # requests is imported when a sink is built: `--dry-run` never pays for it
+if TYPE_CHECKING:  # imported only when a proxy may apply (see open_session)
     import requests
 
 MAX_ANSWER = 64 * 1024  # bytes of an answer we read; Datadog's are a few hundred
 _EXCERPT = 200
 USER_AGENT = f"emitter/{__version__}"
+
+class _Headers(Protocol):
+    def get(self, name: str, /) -> Any: ...
+
+
+class _Answer(Protocol):
+    """What the sink reads of an answer (requests.Response and transport.Answer both)."""
+
+    status_code: int
+
+    @property
+    def headers(self) -> _Headers: ...
+
+    def iter_content(self, chunk_size: int) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
@@ -26,8 +51,58 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
+def open_session(base_url: str) -> transport.KeepAliveSession | requests.Session:
+    """The HTTP session for one Datadog sink, with the environment read once, at startup.
+
+    No proxy applying to `base_url`: the lean keep-alive transport, a quarter of requests'
+    CPU per POST and no `import requests`. HTTPS_PROXY/HTTP_PROXY/ALL_PROXY applying (as
+    requests decides, NO_PROXY included): a requests session with those proxies fixed.
+    Either way REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE name the trusted CAs (else certifi's, as
+    requests); ~/.netrc is not read (Datadog authenticates by header, not basic auth).
+    """
+    bundle = transport.environ_ca_bundle(os.environ)
+    if not transport.may_need_proxy(base_url, os.environ):
+        return transport.KeepAliveSession(base_url, ca_bundle=bundle)
+    import requests
+    from requests.utils import get_environ_proxies, select_proxy
+
+    proxies = get_environ_proxies(base_url)
+    if not select_proxy(base_url, proxies):
+        return transport.KeepAliveSession(base_url, ca_bundle=bundle)
+    session = requests.Session()
+    session.trust_env = False  # else proxies and .netrc are looked up again on every request
+    session.proxies.update(proxies)
+    if bundle:
+        session.verify = bundle
+    return session
+
+
+class _Failures(NamedTuple):
+    """The exception types of a network failure, by kind (most specific first)."""
+
+    connect_timeout: tuple[type[BaseException], ...]
+    timeout: tuple[type[BaseException], ...]
+    any: tuple[type[BaseException], ...]
+
+
+def _failures() -> _Failures:
+    """The transport's failure types, plus requests' when it is loaded: only a requests
+    session raises those, and it cannot exist without requests being imported."""
+    kinds = _Failures((transport.ConnectTimeout,), (transport.TransportTimeout,),
+                      (transport.TransportError,))
+    requests = sys.modules.get("requests")
+    if requests is None:
+        return kinds
+    return _Failures(kinds.connect_timeout + (requests.ConnectTimeout,),
+                     kinds.timeout + (requests.Timeout,),
+                     kinds.any + (requests.RequestException,))
+
+
 class DatadogSink:
-    """POST events to `<base_url>/api/v1/events` with the `DD-API-KEY` header."""
+    """POST events to `<base_url>/api/v1/events` with the `DD-API-KEY` header.
+
+    `session` defaults to `open_session(settings.base_url)` (the environment's choice).
+    """
 
     name = "datadog"
 
@@ -36,16 +111,15 @@ class DatadogSink:
         settings: Settings,
         *,
         timeout: float | tuple[float, float] = (3.05, 10),
-        session: requests.Session | None = None,
+        session: transport.KeepAliveSession | requests.Session | None = None,
     ) -> None:
-        import requests  # see the TYPE_CHECKING note above
-
         key = settings.require_api_key()
         self._secret = key.reveal()
         self._url = settings.events_url
         self._timeout = timeout
         self._timeouts = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-        self._session = session or requests.Session()
+        self._session = session if session is not None else open_session(settings.base_url)
+        self._failures = _failures()
         self._headers = {
             "DD-API-KEY": self._secret,
             "Content-Type": "application/json",
@@ -61,10 +135,8 @@ class DatadogSink:
 
     def send(self, event: Mapping[str, Any]) -> DeliveryResult:
         """Exactly one attempt; never raises for network trouble (that is a RETRY result)."""
-        import requests  # already loaded by __init__; a dict lookup
-
         try:
-            response = self._session.post(
+            response: _Answer = self._session.post(
                 self._url,
                 data=encode_event(event),
                 headers=self._headers,
@@ -76,17 +148,20 @@ class DatadogSink:
                 body = _read_bounded(response)
             finally:
                 response.close()
-        except requests.ConnectTimeout:
-            return self._transient(f"could not connect within {self._timeouts[0]:g}s")
-        except requests.Timeout:
-            return self._transient(f"no answer within {self._timeouts[1]:g}s")
-        except requests.RequestException as exc:
-            return self._transient(f"connection failed: {self._reason(exc)}")
+        except self._failures.any as exc:
+            return self._transient(self._network_reason(exc))
         return self._classify(response.status_code, response.headers, body)
+
+    def _network_reason(self, exc: BaseException) -> str:
+        if isinstance(exc, self._failures.connect_timeout):
+            return f"could not connect within {self._timeouts[0]:g}s"
+        if isinstance(exc, self._failures.timeout):
+            return f"no answer within {self._timeouts[1]:g}s"
+        return f"connection failed: {self._reason(exc)}"
 
     # ---- classification -----------------------------------------------------------------
 
-    def _classify(self, status: int, headers: Mapping[str, str], body: bytes) -> DeliveryResult:
+    def _classify(self, status: int, headers: _Headers, body: bytes) -> DeliveryResult:
         parsed = _parse_json(body)
         if status == 202:
             return _accepted(parsed, self._url)
@@ -121,7 +196,7 @@ class DatadogSink:
         return text.replace(self._secret, "****") if self._secret else text
 
 
-def _read_bounded(response: requests.Response) -> bytes:
+def _read_bounded(response: _Answer) -> bytes:
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(8192):
@@ -152,7 +227,7 @@ def _accepted(parsed: Any, url: str) -> DeliveryResult:
                           detail=f"202 from {url}: event {event_id}")
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def _retry_after(headers: _Headers) -> float | None:
     """Seconds to wait: X-RateLimit-Reset (seconds until the window resets), else
     Retry-After (seconds or an HTTP date). None when neither is usable."""
     for name in ("X-RateLimit-Reset", "Retry-After"):
@@ -183,7 +258,8 @@ _ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
 
 
 def _innermost_reason(exc: BaseException) -> str:
-    """A short reason from requests' nested exceptions (they embed whole URLs and reprs)."""
+    """A short reason from nested exceptions (requests' embed whole URLs and reprs; the
+    transport's wrap the OSError or http.client error that caused them)."""
     seen: set[int] = set()
     current: BaseException = exc
     while id(current) not in seen:

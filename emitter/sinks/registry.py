@@ -38,39 +38,13 @@ def sink_factory(name: str, settings: Settings, **opts: Any) -> Callable[[], Sin
 
 
 def _datadog(settings: Settings, opts: dict[str, Any]) -> Sink:
+    """The session (lean transport, or requests behind a proxy) is chosen by the sink from
+    the environment once, here at startup: see emitter.sinks.datadog.open_session."""
     from emitter.sinks.datadog import DatadogSink
 
-    session = _session(settings.base_url)
     if "timeout" in opts:
-        return DatadogSink(settings, timeout=opts["timeout"], session=session)
-    return DatadogSink(settings, session=session)
-
-
-def _session(base_url: str) -> Any:
-    """The HTTP session for one Datadog sink, with the environment read once, at startup.
-
-    Without a proxy: emitter's lean keep-alive transport (emitter.sinks.transport), a
-    quarter of requests' CPU per POST. With HTTPS_PROXY/HTTP_PROXY applying to the URL: a
-    requests session with those proxies fixed. Either way REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
-    are honoured; ~/.netrc is not read (Datadog authenticates by header, not basic auth).
-    """
-    import os
-
-    import requests
-    from requests.utils import get_environ_proxies
-
-    from emitter.sinks.transport import KeepAliveSession
-
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    proxies = get_environ_proxies(base_url)
-    if not proxies:
-        return KeepAliveSession(base_url, ca_bundle=bundle)
-    session = requests.Session()
-    session.trust_env = False  # else proxies and .netrc are looked up again on every request
-    session.proxies.update(proxies)
-    if bundle:
-        session.verify = bundle
-    return session
+        return DatadogSink(settings, timeout=opts["timeout"])
+    return DatadogSink(settings)
 
 
 def _dogstatsd(settings: Settings, opts: dict[str, Any]) -> Sink:

@@ -1,26 +1,63 @@
-"""A lean keep-alive HTTP transport for the sender's workers, behind the small part of the
-`requests.Session` interface that DatadogSink uses (`post`, `close`).
+"""A lean keep-alive HTTP transport for the Datadog sink, behind the small part of the
+`requests.Session` interface that DatadogSink uses (`post`, `close`), and the check that says
+when it may be used (no proxy configured).
 
 Why: requests spends ~0.6 ms of CPU per POST (adapters, hooks, cookie jars, environment
-look-ups); http.client spends ~0.15 ms. The sender makes one request per event from several
-threads sharing one GIL, so that difference is the sender's throughput. Failures are raised
-as requests' own exception types, so DatadogSink's classification stays the one place that
-decides what is retried. With a proxy configured, the registry uses a real requests session.
+look-ups) where http.client spends ~0.15 ms, and `import requests` alone costs a short-lived
+`emitter fire` more time than all of its own work. This module never imports requests.
+
+Exceptions (all `TransportError`; each wraps the OSError or http.client error that caused it,
+as its first argument and its `__cause__`):
+
+    TransportError          base class
+      ConnectError          the connection could not be opened (refused, DNS, TLS handshake
+                            or certificate verification)
+        ConnectTimeout      ... within the connect timeout (also a TransportTimeout)
+      TransportTimeout      no answer (or no more of it) within the read timeout
+        ReadTimeout         the one raised after a request was sent
+      ProtocolError         the connection broke, or the answer was not HTTP, once open
+
+They mirror requests' ConnectionError / ConnectTimeout / ReadTimeout so that DatadogSink
+classifies both families the same way (tests/test_transport.py checks it).
 """
 
 from __future__ import annotations
 
 import http.client
+import os
 import select
 import socket
 import ssl
+import sys
 from collections.abc import Iterator, Mapping
 from email.message import Message
 from urllib.parse import urlsplit
 
-import requests
-
 Timeout = float | tuple[float, float]
+
+
+class TransportError(Exception):
+    """Base of the transport's failures; see the module docstring for the tree."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened (refused, unknown host, TLS failure)."""
+
+
+class TransportTimeout(TransportError):
+    """No answer within the timeout."""
+
+
+class ConnectTimeout(ConnectError, TransportTimeout):
+    """The connection was not open within the connect timeout."""
+
+
+class ReadTimeout(TransportTimeout):
+    """The request was sent but no answer came within the read timeout."""
+
+
+class ProtocolError(TransportError):
+    """The open connection broke, or the answer was not HTTP."""
 
 
 class Answer:
@@ -35,9 +72,12 @@ class Answer:
         try:
             while chunk := self._response.read(chunk_size):
                 yield chunk
+        except TimeoutError as exc:
+            self._owner.drop()
+            raise ReadTimeout(exc) from exc
         except (OSError, http.client.HTTPException) as exc:
             self._owner.drop()
-            raise requests.ConnectionError(exc) from exc
+            raise ProtocolError(exc) from exc
 
     def close(self) -> None:
         # Unread bytes would be taken for the next answer on this connection: start afresh.
@@ -51,7 +91,9 @@ class KeepAliveSession:
 
     The request line, headers and body leave in one `sendall` (http.client makes two, and
     on loopback each send costs as much as the rest of the request); the answer is parsed by
-    http.client's own HTTPResponse.
+    http.client's own HTTPResponse. TLS verifies the certificate and the host name against
+    `ca_bundle` (a file or a directory of hashed certificates), else certifi's bundle as
+    requests would, else the system's store.
     """
 
     def __init__(self, base_url: str, *, ca_bundle: str | None = None) -> None:
@@ -63,9 +105,7 @@ class KeepAliveSession:
         default = 443 if self._tls else 80
         self._port = parts.port or default
         self._host_header = self._host if self._port == default else f"{self._host}:{self._port}"
-        self._context = (
-            ssl.create_default_context(cafile=ca_bundle or _default_ca()) if self._tls else None
-        )
+        self._context = tls_context(ca_bundle) if self._tls else None
         self._sock: socket.socket | None = None
 
     def _socket(self, connect_timeout: float) -> socket.socket:
@@ -74,15 +114,25 @@ class KeepAliveSession:
         if self._sock is None:
             try:
                 sock = socket.create_connection((self._host, self._port), connect_timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if self._context is not None:
-                    sock = self._context.wrap_socket(sock, server_hostname=self._host)
             except TimeoutError as exc:
-                raise requests.ConnectTimeout(exc) from exc
+                raise ConnectTimeout(exc) from exc
             except OSError as exc:
-                raise requests.ConnectionError(exc) from exc
-            self._sock = sock
+                raise ConnectError(exc) from exc
+            self._sock = self._secure(sock)
         return self._sock
+
+    def _secure(self, sock: socket.socket) -> socket.socket:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._context is not None:
+                return self._context.wrap_socket(sock, server_hostname=self._host)
+        except TimeoutError as exc:
+            sock.close()
+            raise ConnectTimeout(exc) from exc
+        except OSError as exc:  # ssl.SSLError (a bad certificate included) is an OSError
+            sock.close()
+            raise ConnectError(exc) from exc
+        return sock
 
     def post(
         self,
@@ -104,10 +154,10 @@ class KeepAliveSession:
             response.begin()
         except TimeoutError as exc:
             self.drop()
-            raise requests.ReadTimeout(exc) from exc
+            raise ReadTimeout(exc) from exc
         except (OSError, http.client.HTTPException) as exc:
             self.drop()
-            raise requests.ConnectionError(exc) from exc
+            raise ProtocolError(exc) from exc
         return Answer(response, self)
 
     def drop(self) -> None:
@@ -133,10 +183,56 @@ def _stale(sock: socket.socket) -> bool:
     return bool(readable)
 
 
-def _default_ca() -> str | None:
-    """requests' CA bundle (certifi), so TLS trusts exactly what a requests session would."""
+# ---- what requests would do: CA bundle and proxies ---------------------------------------
+
+
+def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
+    """Certificate and host-name verification against `ca_bundle` (file or directory, as
+    REQUESTS_CA_BUNDLE may name either), else certifi's bundle, else the system store."""
+    if ca_bundle and os.path.isdir(ca_bundle):
+        return ssl.create_default_context(capath=ca_bundle)
+    return ssl.create_default_context(cafile=ca_bundle or default_ca())
+
+
+def default_ca() -> str | None:
+    """certifi's bundle (requests' default trust), found without importing certifi where
+    possible (its import pulls in importlib.resources); None when certifi is missing."""
+    from importlib.util import find_spec
+
     try:
-        import certifi
-    except ImportError:  # pragma: no cover - certifi comes with requests
+        spec = find_spec("certifi")
+    except (ImportError, ValueError):
         return None
+    if spec is None:
+        return None
+    for folder in spec.submodule_search_locations or ():
+        candidate = os.path.join(folder, "cacert.pem")
+        if os.path.isfile(candidate):
+            return candidate
+    import certifi  # a zipped install: let certifi extract its bundle
+
     return str(certifi.where())
+
+
+def environ_ca_bundle(environ: Mapping[str, str]) -> str | None:
+    """REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, as requests reads them (empty means unset)."""
+    return environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE") or None
+
+
+_PROXY_KEYS = {"http": ("http", "all"), "https": ("https", "all")}
+
+
+def may_need_proxy(url: str, environ: Mapping[str, str]) -> bool:
+    """False only when requests would certainly send `url` without a proxy: no non-empty
+    `<scheme>_proxy` or `all_proxy` variable, in any letter case (urllib, whose reading
+    requests uses, matches the names case-insensitively). True also on macOS and Windows,
+    where requests reads the system's proxy settings too. NO_PROXY is left to requests'
+    own matching (`requests.utils.get_environ_proxies`) on the path this returns True for.
+    """
+    if sys.platform in ("darwin", "win32"):
+        return True
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    keys = _PROXY_KEYS.get(parts.scheme, ("all",))  # the keys requests' select_proxy tries
+    wanted = {f"{key}_proxy" for key in keys} | {f"{key}://{host}_proxy" for key in keys}
+    return any(value and name.lower() in wanted for name, value in environ.items())
