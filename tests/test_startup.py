@@ -46,6 +46,7 @@ def test_firing_a_valid_rule_imports_nothing_it_does_not_use() -> None:
     assert code == 0
     assert "jinja2" in loaded and "yaml" in loaded  # the probe does see real imports
     assert sorted(m for m in LAZY if m in loaded) == []
+    assert sorted(m for m in ("http.client", "ssl") if m in loaded) == []  # no HTTP at all
 
 
 def test_posting_to_the_intake_imports_no_requests(intake: FakeIntake,
@@ -57,6 +58,7 @@ def test_posting_to_the_intake_imports_no_requests(intake: FakeIntake,
     assert code == 0 and len(intake.events) == 1  # it really posted
     assert "http.client" in loaded
     assert sorted(m for m in LAZY if m in loaded) == []
+    assert "encodings.idna" not in loaded  # an ASCII host needs no idna codec
     assert not any(m.startswith(("requests", "urllib3", "certifi")) for m in loaded)
 
 

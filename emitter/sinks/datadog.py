@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from emitter import __version__
 from emitter.settings import Settings
-from emitter.sinks import transport
 from emitter.sinks.base import DeliveryResult, Outcome
 
-if TYPE_CHECKING:  # imported only when a proxy may apply (see open_session)
-    import requests
+if TYPE_CHECKING:
+    import requests  # imported only when a proxy may apply (see open_session)
+
+    from emitter.sinks import transport  # imported with the first sink: stdout/--dry-run
+    # import encode_event from here and need no HTTP client at all
 
 MAX_ANSWER = 64 * 1024  # bytes of an answer we read; Datadog's are a few hundred
 _EXCERPT = 200
@@ -60,6 +62,8 @@ def open_session(base_url: str) -> transport.KeepAliveSession | requests.Session
     Either way REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE name the trusted CAs (else certifi's, as
     requests); ~/.netrc is not read (Datadog authenticates by header, not basic auth).
     """
+    from emitter.sinks import transport
+
     bundle = transport.environ_ca_bundle(os.environ)
     if not transport.may_need_proxy(base_url, os.environ):
         return transport.KeepAliveSession(base_url, ca_bundle=bundle)
@@ -88,6 +92,8 @@ class _Failures(NamedTuple):
 def _failures() -> _Failures:
     """The transport's failure types, plus requests' when it is loaded: only a requests
     session raises those, and it cannot exist without requests being imported."""
+    from emitter.sinks import transport
+
     kinds = _Failures((transport.ConnectTimeout,), (transport.TransportTimeout,),
                       (transport.TransportError,))
     requests = sys.modules.get("requests")

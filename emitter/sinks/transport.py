@@ -106,6 +106,10 @@ class KeepAliveSession:
         self._port = parts.port or default
         self._host_header = self._host if self._port == default else f"{self._host}:{self._port}"
         self._context = tls_context(ca_bundle) if self._tls else None
+        # An ASCII host as bytes (getaddrinfo takes either; typeshed says str): the idna
+        # codec, and the stringprep and unicodedata imports it costs, are skipped.
+        self._address = (self._host.encode("ascii") if self._host.isascii() else self._host,
+                         self._port)
         self._sock: socket.socket | None = None
 
     def _socket(self, connect_timeout: float) -> socket.socket:
@@ -113,7 +117,7 @@ class KeepAliveSession:
             self.drop()
         if self._sock is None:
             try:
-                sock = socket.create_connection((self._host, self._port), connect_timeout)
+                sock = socket.create_connection(self._address, connect_timeout)  # type: ignore[arg-type]
             except TimeoutError as exc:
                 raise ConnectTimeout(exc) from exc
             except OSError as exc:
