@@ -7,7 +7,8 @@ group of rules, then `serve()` loops until asked to stop. SIGHUP (or a changed r
 `watch`) reloads: the new files are validated first; when invalid the old rules keep running
 and the problems are logged; units whose rules did not change keep running untouched.
 SIGTERM/SIGINT: triggers stop (what they fired is already durable), the sender gets `grace`
-seconds to finish requests in flight, everything else stays in the outbox.
+seconds to finish requests in flight, everything else stays in the outbox (a temporary
+outbox, as for --dry-run, is drained within `grace` instead: it is deleted at exit).
 """
 
 from __future__ import annotations
@@ -314,6 +315,10 @@ class Daemon:
         self._flush_summaries()
         finished = True
         if self.sender is not None:
+            if self._tmp_state:
+                # A temporary outbox is deleted below: what the triggers fired just before
+                # the stop (--exit-after, Ctrl-C) is printed within the grace, not dropped.
+                self.sender.drain(max(0.1, deadline - time.monotonic()))
             finished = self.sender.stop(max(0.1, deadline - time.monotonic()))
         if self.metrics_server is not None:
             self.metrics_server.stop()

@@ -142,14 +142,32 @@ def run_wrapped(
     if own_process_group is None:
         own_process_group = not _stdin_is_tty()
     started_mono, started_wall = time.monotonic(), time.time()
-    try:
-        proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=own_process_group,
-        )
-    except OSError as exc:
-        return _start_failure(args, exc, started_mono)
     tails = (_Tail(tail_bytes), _Tail(tail_bytes), _Tail(tail_bytes))
+    # Forwarding is in place before the command starts: a SIGTERM that comes as soon as
+    # the command is running (it may already have written output) must reach it, not end
+    # us and leave it orphaned.
+    with _forwarding(forward_sigint=own_process_group) as forwarding:
+        try:
+            proc = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=own_process_group,
+            )
+        except OSError as exc:
+            return _start_failure(args, exc, started_mono)
+        forwarding.attach(proc)
+        returncode = _wait_pumping(proc, out, err, tails)
+    code, sig = _exit_code(returncode)
+    return WrappedResult(
+        args, code, time.monotonic() - started_mono, tails[0].text(), tails[1].text(),
+        tails[2].text(), started_wall, signal=sig,
+    )
+
+
+def _wait_pumping(
+    proc: subprocess.Popen[bytes], out: BinaryIO, err: BinaryIO,
+    tails: tuple[_Tail, _Tail, _Tail],
+) -> int:
+    """Copy the command's output while it runs; its return code once both pipes ended."""
     lock = threading.Lock()
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
@@ -160,15 +178,10 @@ def run_wrapped(
     ]
     for t in pumps:
         t.start()
-    with _forwarding(proc, forward_sigint=own_process_group):
-        returncode = proc.wait()
-        for t in pumps:
-            t.join()
-    code, sig = _exit_code(returncode)
-    return WrappedResult(
-        args, code, time.monotonic() - started_mono, tails[0].text(), tails[1].text(),
-        tails[2].text(), started_wall, signal=sig,
-    )
+    returncode = proc.wait()
+    for t in pumps:
+        t.join()
+    return returncode
 
 
 def _stdin_is_tty() -> bool:
@@ -179,16 +192,31 @@ def _stdin_is_tty() -> bool:
 
 
 class _forwarding:
-    """While active, signals sent to us are passed to the child instead of killing us."""
+    """While active, signals sent to us are passed to the child instead of killing us;
+    those that come before the child is attached are passed on as soon as it is."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], *, forward_sigint: bool) -> None:
-        self._proc = proc
+    def __init__(self, *, forward_sigint: bool) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._early: list[int] = []
         self._forward_sigint = forward_sigint
         self._saved: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+
+    def attach(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        early, self._early = self._early, []
+        for signum in early:
+            self._send(signum)
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGINT and not self._forward_sigint:
             return  # the terminal already sent it to the whole foreground group
+        if self._proc is None:
+            self._early.append(signum)
+        else:
+            self._send(signum)
+
+    def _send(self, signum: int) -> None:
+        assert self._proc is not None
         if self._proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.send_signal(signum)

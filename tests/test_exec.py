@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emitter.wrap import _Tail, run_wrapped
+from emitter.wrap import _forwarding, _Tail, run_wrapped
 
 PY = sys.executable
 
@@ -39,9 +39,11 @@ def test_exit_code_and_output_pass_through_unchanged() -> None:
     assert result.stdout == "a" * 49 + "\n"  # type: ignore[attr-defined]
     assert result.stderr == "oops \u00e9\n"  # type: ignore[attr-defined]
     assert result.duration > 0  # type: ignore[attr-defined]
-    # `output` holds both streams (their relative order across two pipes is arrival order)
-    both, _, _ = _run("import sys; print('out'); print('err', file=sys.stderr)")
-    assert sorted(both.output.split()) == ["err", "out"]  # type: ignore[attr-defined]
+    # `output` holds both streams' chunks in arrival order; the order across two pipes is
+    # not fixed, and only a single write is one chunk (print() makes two when unbuffered,
+    # e.g. under PYTHONUNBUFFERED=1), hence os.write.
+    both, _, _ = _run("import os; os.write(1, b'out\\n'); os.write(2, b'err\\n')")
+    assert both.output in ("out\nerr\n", "err\nout\n")  # type: ignore[attr-defined]
 
 
 def test_killed_by_signal_gives_128_plus_n() -> None:
@@ -94,11 +96,33 @@ def test_sigterm_is_forwarded_to_the_child(tmp_path: Path) -> None:
     )
     proc = subprocess.Popen([PY, "-c", wrapper], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == b"ready"
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 7
-    proc.stdout.close()
+    try:
+        # "ready" comes from the child, so the wrapper is past starting it: its forwarding
+        # must be in place already (it is set up before the child starts).
+        assert proc.stdout.readline().strip() == b"ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 7
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()  # also on failure: a leaked pipe fails a later test
     assert marker.read_text() == "x"
+
+
+def test_a_signal_before_the_command_is_attached_still_reaches_it() -> None:
+    """A stop signal that lands while the command is being started is kept and passed on
+    once the command exists: the wrapper neither dies of it nor drops it."""
+    with _forwarding(forward_sigint=True) as forwarding:
+        signal.raise_signal(signal.SIGTERM)  # our handler runs now, before Popen
+        child = subprocess.Popen([PY, "-c", "import time; time.sleep(30)"])
+        try:
+            forwarding.attach(child)
+            assert child.wait(timeout=20) == -signal.SIGTERM
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
 
 
 @pytest.mark.skipif(not hasattr(os, "getpgid"), reason="POSIX only")

@@ -226,14 +226,17 @@ def test_missing_file_reported_then_followed_from_start(tmp_path: Path, make: Ma
 
 def test_thread_runs_and_stops(tmp_path: Path, make: Make) -> None:
     log = tmp_path / "app.log"
-    log.write_text("")
+    log.write_text("ERROR E0 before the start\n")
     h = make(tmp_path, [rule("r", log)])
     h.runner.start()
     try:
-        deadline = time.monotonic() + 5
-        while h.store.get("file", f"{log}|end") is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # The start position is taken by start() itself, not by the thread's first poll
+        # (which may come much later on a loaded machine): a line written right after
+        # start() returned is read, one written before it is not.
+        assert h.store.get("file", f"{log}|end") == {
+            "dev": log.stat().st_dev, "inode": log.stat().st_ino, "offset": 26, "line": 1}
         append(log, "ERROR E1 threaded\n")
+        deadline = time.monotonic() + 10
         while not h.fired and time.monotonic() < deadline:
             time.sleep(0.01)
         assert [f.variables["line"] for f in h.fired] == ["ERROR E1 threaded"]

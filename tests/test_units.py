@@ -121,6 +121,26 @@ def test_reload_restarts_only_changed_units(tmp_path: Path, quiet_logs: io.Strin
     assert sorted(events) == ["stop f1,f2", "stop s1", "stop s2"]
 
 
+def test_dry_run_prints_what_is_queued_before_the_stop(
+    tmp_path: Path, quiet_logs: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dry run's outbox is temporary (deleted at exit): events queued just before a stop
+    (--exit-after, Ctrl-C) are printed within the grace, not dropped with it."""
+    _write(tmp_path, RULES)
+    config = DaemonConfig(paths=(str(tmp_path / "rules"),), sink="stdout", dry_run=True,
+                          grace=20)
+    daemon = Daemon(config, dict(os.environ), runner_factory=lambda *a: FakeRunner(
+        a[0], a[1], []))
+    daemon.start()
+    try:
+        assert daemon.outbox is not None
+        daemon.outbox.enqueue([("m", b'{"title": "e%d", "text": "x"}' % i) for i in range(300)])
+    finally:
+        daemon.shutdown()
+    printed = capsys.readouterr().out.splitlines()
+    assert sorted(printed) == sorted(f'{{"title":"e{i}","text":"x"}}' for i in range(300))
+
+
 def test_start_refuses_invalid_rules_with_every_problem(tmp_path: Path) -> None:
     _write(tmp_path, RULES.replace("title: a", "title: '{{ a '").replace("every: 2h", "every: x"))
     daemon = _daemon(tmp_path, [])
@@ -138,9 +158,19 @@ def test_stdin_lines_stop_promptly_and_keep_unread_bytes() -> None:
         os.write(write_fd, b'{"a": 1}\n{"b": 2}\n{"c"')
         assert first.readline() == b'{"a": 1}\n'
         got: list[bytes] = []
-        waiter = threading.Thread(target=lambda: got.extend([first.readline(), first.readline()]))
+        took_one = threading.Event()
+
+        def read_two() -> None:
+            got.append(first.readline())
+            took_one.set()
+            got.append(first.readline())  # nothing more to read: waits until stopped
+
+        waiter = threading.Thread(target=read_two)
         waiter.start()
-        time.sleep(0.3)
+        # Stop only once the buffered line was taken (a stop before it would rightly end
+        # the first readline too); the pause lets the second one block in its wait.
+        assert took_one.wait(10)
+        time.sleep(0.2)
         first.stop()
         waiter.join(2)
         assert not waiter.is_alive()

@@ -6,7 +6,8 @@ Rules on the same file (and the same `from_beginning`) share one reader and one
 `LineMatcher`, so the file is read once whatever the number of rules.
 
 - Start: at the end of the file (after its last complete line) unless `from_beginning`, or
-  at the position saved in the `StateStore` when the file is still the same (inode).
+  at the position saved in the `StateStore` when the file is still the same (inode). The
+  position is taken in `start()`, before it returns, not when the thread first polls.
 - Rotation by rename: when the path names a new inode, the old file is read to its end
   (a last line without newline is taken as a line), then the new file from its start.
 - Truncation: a size below our position restarts at offset 0, line 1 (copytruncate).
@@ -102,7 +103,22 @@ class FileTailRunner(RunnerBase):
         self.tails = [_Tail(p, rs, begin) for (p, begin), rs in groups.items()]
 
     def start(self) -> None:
+        # Positions are taken here, not on the thread's first poll: "start at the end" means
+        # the end when start() returned (the daemon then says "started"), so a line written
+        # right after that is read, however late the thread gets to run.
+        self.open_all()
         self._start_thread(self._run)
+
+    def open_all(self) -> None:
+        """Open every followed file not open yet and take its start position."""
+        for tail in self.tails:
+            if tail.fh is not None:
+                continue
+            try:
+                self._open(tail)
+            except OSError as exc:
+                tail.close()
+                self._failed(tail, f"cannot read {tail.path}: {exc.strerror or exc}")
 
     def stop(self, timeout: float) -> None:
         super().stop(timeout)
