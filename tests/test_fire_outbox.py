@@ -63,6 +63,13 @@ def test_state_dir_from_the_environment(env: FakeIntake, tmp_path: Path,
     assert status(tmp_path / "state").counters["delivered"] == 1
 
 
+def test_the_state_variable_is_the_one_emitter_state_reads() -> None:
+    from emitter.commands import fire
+    from emitter.state import STATE_ENV
+
+    assert fire.STATE_ENV == STATE_ENV
+
+
 def test_without_a_state_dir_no_outbox_is_made(env: FakeIntake,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     code, _, _ = fire(capsys)
