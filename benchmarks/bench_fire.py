@@ -3,7 +3,9 @@
 Both CLIs run as fresh subprocesses (that is how scripts and CI use them), interleaved, against
 the loopback fake intake running in this process. Prints each tool's median and the ratio
 emitter/dog (target: <= 0.75), plus, for scale, Python's bare start-up, `import requests` alone
-(both CLIs pay it to post) and `emitter fire --dry-run` (everything but the HTTP client).
+(dog pays it to post; emitter's lean transport does not, without a proxy), `emitter fire
+--dry-run` (everything but the HTTP client) and `emitter fire --state-dir` (committed to the
+durable outbox first, as issue 3 has it).
 
 PYTHONDONTWRITEBYTECODE is dropped for the children so the warm-up run leaves .pyc files, as
 an installed package has; otherwise every edited module would be recompiled on every run.
@@ -76,6 +78,7 @@ def main() -> int:
             "python": [sys.executable, "-c", "pass"],
             "import requests": [sys.executable, "-c", "import requests"],
             "fire --dry-run": [*emitter, "--dry-run"],
+            "fire --state-dir": [*emitter, "--state-dir", str(Path(home, "state"))],
         }
         for cmd in commands.values():  # warm the page cache and .pyc files
             timed(cmd, env)
@@ -84,18 +87,20 @@ def main() -> int:
             for name, cmd in commands.items():
                 times[name].append(timed(cmd, env))
         sent = intake.events
-    expected = 2 * (args.n + 1)
+    expected = 3 * (args.n + 1)  # emitter fire, dog, fire --state-dir
     assert len(sent) == expected, f"intake got {len(sent)} events, expected {expected}"
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name, value in medians.items():
         spread = statistics.quantiles(times[name], n=10) if args.n >= 10 else [value, value]
-        print(f"{name:16s} median {value * 1000:7.1f} ms  (p10 {spread[0] * 1000:.1f}, "
+        print(f"{name:17s} median {value * 1000:7.1f} ms  (p10 {spread[0] * 1000:.1f}, "
               f"p90 {spread[-1] * 1000:.1f}; n={args.n})")
     ratio = medians["emitter fire"] / medians["dog event post"]
     print(f"ratio emitter/dog: {ratio:.2f} (target <= 0.75)")
     dry_ratio = medians["fire --dry-run"] / medians["dog event post"]
     print(f"ratio fire --dry-run/dog: {dry_ratio:.2f} (all of emitter's own start-up and work, "
           "no HTTP client)")
+    queued_ratio = medians["fire --state-dir"] / medians["dog event post"]
+    print(f"ratio fire --state-dir/dog: {queued_ratio:.2f} (through the durable outbox)")
     return 0
 
 
