@@ -163,13 +163,15 @@ class Outbox:
         *,
         deadline: float | None = None,
         claimed: bool = False,
+        lease: float = CLAIM_LEASE,
     ) -> list[int]:
         """Store `(rule_id, body)` pairs durably; return their ids once fsynced.
 
         All or nothing: when the pairs do not fit under the bounds, none is stored and
         OutboxFullError is raised (the `refused` counter grows); old events are never dropped.
         `claimed=True` stores them already inflight (leased) for a caller that sends them
-        itself right away (`emitter fire`), so a running sender does not send them too.
+        itself right away (`emitter fire`), so a running sender does not send them too, for
+        `lease` seconds (the caller's whole retry budget).
         """
         if not items:
             return []
@@ -180,7 +182,7 @@ class Outbox:
         def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> list[int]:
             self._check_room(conn, tally, rows)
             now = time.time()
-            due = now + CLAIM_LEASE if claimed else now
+            due = now + max(lease, CLAIM_LEASE) if claimed else now
             ids = []
             for rule_id, body in rows:
                 cur = conn.execute(

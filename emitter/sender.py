@@ -396,7 +396,9 @@ def deliver_via_outbox(
     `deliver_opts` go to `emitter.retry.deliver` (sleep, clock, rng, on_retry).
     """
     body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-    (event_id,) = outbox.enqueue([(rule_id, body)], claimed=True)
+    # Leased for the whole retry budget (plus a last request's timeout), so a daemon sharing
+    # the outbox never sends it while this call may still be retrying it.
+    (event_id,) = outbox.enqueue([(rule_id, body)], claimed=True, lease=policy.deadline + 120)
     attempts = 0
 
     def counted(attempt: int, result: DeliveryResult, delay: float) -> None:
