@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,7 +88,10 @@ def test_sigterm_is_forwarded_to_the_child(tmp_path: Path) -> None:
         f"def h(*a): open({str(marker)!r}, 'w').write('x'); sys.exit(7)\n"
         "signal.signal(signal.SIGTERM, h)\n"
         "print('ready', flush=True)\n"
-        "time.sleep(30)\n"
+        # Short sleeps: a signal that lands just before a long sleep() begins is handled
+        # (by Python, in the main thread) only when that sleep ends. This child is ours,
+        # so it must not have the race the wrapper is tested for.
+        "for _ in range(600): time.sleep(0.05)\n"
     )
     wrapper = (
         "import sys\n"
@@ -123,6 +128,38 @@ def test_a_signal_before_the_command_is_attached_still_reaches_it() -> None:
             if child.poll() is None:
                 child.kill()
                 child.wait()
+
+
+def test_a_signal_the_main_thread_did_not_wake_for_is_still_forwarded() -> None:
+    """Python runs signal handlers in the main thread only, between bytecodes. A SIGTERM
+    that lands just before the wrapper's blocking wait for the command begins, or that the
+    kernel gives to an output thread, does not wake that wait: forwarding it would wait
+    for the command to end. Here it is sent to another thread on purpose."""
+    ready = threading.Event()
+
+    class Out(io.BytesIO):
+        def write(self, data: Any) -> int:
+            if b"ready" in bytes(data):
+                ready.set()
+            return super().write(data)
+
+    def signal_another_thread() -> None:
+        if ready.wait(20):
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    sender = threading.Thread(target=signal_another_thread)
+    sender.start()
+    child = ("import signal, sys, time\n"
+             "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
+             "print('ready', flush=True)\n"
+             "for _ in range(600): time.sleep(0.05)\n")  # short: see the test above
+    try:
+        result = run_wrapped([PY, "-c", child], stdout=Out(), stderr=io.BytesIO())
+    finally:
+        sender.join()
+    assert ready.is_set()
+    assert result.exit_code == 7  # forwarded, not handled after the child's 30 s sleep
+    assert result.duration < 25
 
 
 @pytest.mark.skipif(not hasattr(os, "getpgid"), reason="POSIX only")
