@@ -26,7 +26,7 @@ from typing import BinaryIO
 DEFAULT_TAIL = 8192  # bytes of each stream kept for the event; the template picks what to show
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
-WAIT_SLICE = 0.1  # seconds: the longest a forwarded signal waits for our handler to run
+WAIT_SLICE = 1.0  # seconds per Popen.wait(timeout) call; see _wait_handling_signals
 
 # Signals a supervisor (systemd, docker, CI runner) sends to mean "stop" or "reload".
 _FORWARDED = tuple(
@@ -186,10 +186,11 @@ def _wait_pumping(
 
 
 def _wait_handling_signals(proc: subprocess.Popen[bytes]) -> int:
-    """`proc.wait()` in short slices. Python runs signal handlers in the main thread only,
-    between bytecodes: a signal that lands just before a blocking wait starts, or that the
-    kernel gives to a pump thread, would be handled (and forwarded) only when the command
-    ended. Between slices pending handlers run, so forwarding takes at most a slice."""
+    """`proc.wait()`, but never one blocking call. Python runs signal handlers in the main
+    thread only, between bytecodes: a signal that lands just before a blocking wait starts,
+    or that the kernel gives to a pump thread, would be handled (and forwarded) only when
+    the command ended. `wait(timeout)` polls with short sleeps (documented; 50 ms at most
+    in CPython), and pending handlers run between them."""
     while True:
         try:
             return proc.wait(timeout=WAIT_SLICE)
