@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     else:  # pragma: no cover - Python 3.10
         from importlib.abc import Traversable
 
-SchemaName = Literal["rules", "event"]
-_NAMES = ("rules", "event")
+SchemaName = Literal["rules", "event", "ruletest"]
+_NAMES = ("rules", "event", "ruletest")
 # A checkout keeps the schemas at the top of the repository, where editors point at them.
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT_DIR = _PACKAGE_DIR.parent / "schemas"

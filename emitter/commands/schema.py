@@ -5,20 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, cast
 
-from emitter.ruletest.schema import load_ruletest_schema
-from emitter.schemas import load_schema
+from emitter.schemas import SchemaName, load_schema
 
 NAMES = ("rules", "event", "ruletest")
 
 
 def get_schema(name: str) -> dict[str, Any]:
-    if name == "ruletest":
-        return load_ruletest_schema()
-    if name == "rules":
-        return load_schema("rules")
-    return load_schema("event")
+    return load_schema(cast(SchemaName, name))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from emitter.ruletest.model import (
     TestFile,
     WebhookInput,
 )
-from emitter.ruletest.schema import load_ruletest_schema
+from emitter.schemas import load_schema
 from emitter.yamlload import JsonPath, YamlDoc, load_yaml
 
 CHECK = "ruletest"
@@ -71,7 +71,7 @@ def parse_time(value: Any) -> float:
 
 @cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(load_ruletest_schema())
+    return Draft202012Validator(load_schema("ruletest"))
 
 
 def _schema_problem(doc: YamlDoc, error: ValidationError) -> Problem:
