@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from emitter.fastschema import Check, Unsupported, compile_checker
 from emitter.model import Rule, Tmpl
-from emitter.problems import Location, Problem, Severity
+from emitter.problems import Location, Problem, Severity, did_you_mean
 from emitter.schemas import load_schema
 
 if TYPE_CHECKING:
@@ -84,13 +84,6 @@ def _name(json_path: str) -> str:
     return json_path[2:] if json_path.startswith("$.") else json_path
 
 
-def _did_you_mean(word: str, choices: Any) -> str:
-    import difflib  # only for a message
-
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _type_message(name: str, expected: Any, value: Any) -> str:
     wanted = " or ".join([expected] if isinstance(expected, str) else expected)
     article = "an" if wanted[0] in "aeiou" else "a"
@@ -115,7 +108,7 @@ def _messages(error: ValidationError) -> list[tuple[str, str]]:
         return [(_type_message(name, limit, value), path)]
     if kind == "enum":
         allowed = ", ".join(str(v) for v in limit)
-        hint = _did_you_mean(value, limit) if isinstance(value, str) else ""
+        hint = did_you_mean(value, limit) if isinstance(value, str) else ""
         return [(f"{name} is {value!r}; expected one of: {allowed}{hint}", path)]
     prefix = "$" if path == "$" else path
     if kind == "required" and isinstance(value, dict):
@@ -123,7 +116,7 @@ def _messages(error: ValidationError) -> list[tuple[str, str]]:
         return [(f"{field} is required", f"{prefix}.{field}") for field in missing]
     if kind == "additionalProperties" and isinstance(value, dict):
         known = schema.get("properties", {})
-        return [(f"unknown field {key!r}{_did_you_mean(str(key), known)}", f"{prefix}.{key}")
+        return [(f"unknown field {key!r}{did_you_mean(str(key), known)}", f"{prefix}.{key}")
                 for key in value if key not in known]
     return [(error.message, path)]
 

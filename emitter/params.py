@@ -24,7 +24,7 @@ from emitter.model import (
     StdinTrigger,
     WebhookTrigger,
 )
-from emitter.problems import Problem, Severity
+from emitter.problems import Problem, Severity, closest
 
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
@@ -90,10 +90,8 @@ def _enum_problem(param: Param, value: Any) -> str | None:
 
 def _unknown(name: str, rule: Rule) -> str:
     known = [p.name for p in rule.params]
-    import difflib  # only for a message: not worth its import on every start
-
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(name, known)
+    hint = f"; did you mean {close!r}?" if close else ""
     listed = ", ".join(known) if known else "none"
     return f"unknown variable {name!r} for rule {rule.id!r}{hint} (params: {listed})"
 

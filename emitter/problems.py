@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
@@ -50,6 +51,20 @@ class Problem(NamedTuple):
             place = f"<event>{self.json_path[1:]}" if self.json_path.startswith("$") else place
         rule = f" [{self.rule_id}]" if self.rule_id else ""
         return f"{place}: {self.severity.value}: {self.message}{where}{rule}"
+
+
+def closest(word: str, choices: Iterable[object]) -> str | None:
+    """The choice most like `word` (difflib, ratio >= 0.6), for "did you mean" hints."""
+    import difflib  # only when a message is written: not worth its import at every start
+
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[object]) -> str:
+    """` (did you mean 'x'?)`, or "" when nothing is close."""
+    close = closest(word, choices)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def errors_in(problems: list[Problem] | tuple[Problem, ...]) -> list[Problem]:

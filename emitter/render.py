@@ -17,7 +17,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from emitter.errors import InvalidError
 from emitter.model import Tmpl
-from emitter.problems import Location, Problem
+from emitter.problems import Location, Problem, did_you_mean
 from emitter.templates import (
     BASE_SCOPE,
     CompiledField,
@@ -93,10 +93,7 @@ def _problem_for(exc: Exception, tmpl: Tmpl, where: Location, rule_id: str,
         if match:
             name = match.group(1)
             known = [k for k in scope if k not in BASE_SCOPE]
-            import difflib  # only for a message
-
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, known)
             message = f"undefined variable {name!r} in {what}{hint}"
         else:
             message = f"undefined value in {what}: {exc}"

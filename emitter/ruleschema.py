@@ -7,12 +7,12 @@ jsonschema is imported and run only for a file that fails it, to find and word t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from emitter.fastschema import Check, Unsupported, compile_checker
-from emitter.problems import Location, Problem
+from emitter.problems import Location, Problem, did_you_mean
 from emitter.schemas import load_schema
 from emitter.yamlload import JsonPath, YamlDoc
 
@@ -132,13 +132,6 @@ def rule_id_at(doc: YamlDoc, path: JsonPath) -> str | None:
         return None
     rid = rules[path[1]].get("id")
     return rid if isinstance(rid, str) else None
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    import difflib  # only for a message
-
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _where(path: JsonPath) -> str:

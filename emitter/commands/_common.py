@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from emitter.errors import UsageError
+from emitter.problems import closest
 
 if TYPE_CHECKING:
     from emitter.problems import Problem
@@ -65,10 +66,8 @@ def read_vars_file(path: str | None) -> Mapping[str, Any] | None:
 
 def unknown_rule(wanted: str, known: Sequence[str]) -> str:
     """The message for a `--rule` no file defines, with the closest id as a hint."""
-    import difflib
-
-    close = difflib.get_close_matches(wanted, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(wanted, known)
+    hint = f"; did you mean {close!r}?" if close else ""
     listed = ", ".join(sorted(known)[:20]) or "none"
     return f"unknown rule {wanted!r}{hint} (rules: {listed})"
 

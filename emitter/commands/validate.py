@@ -56,14 +56,13 @@ def _tested(args: argparse.Namespace) -> set[str] | None:
 
 
 def _disabled(names: list[str]) -> tuple[str, ...]:
-    import difflib
-
     from emitter.lint import CHECKS
+    from emitter.problems import closest
 
     for name in names:
         if name not in CHECKS:
-            close = difflib.get_close_matches(name, list(CHECKS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = closest(name, CHECKS)
+            hint = f"; did you mean {close!r}?" if close else ""
             raise UsageError(f"--disable {name!r}: no such check{hint} "
                              f"(checks: {', '.join(CHECKS)})")
     return tuple(names)
