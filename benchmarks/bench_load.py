@@ -10,32 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from bench_validate_many import SHARED, make  # same files as the validate benchmark
 
 from emitter.loader import load_rules
-
-RULE = """\
-  - id: deploy-{n}
-    description: A deploy finished
-    trigger: {{type: manual}}
-    params:
-      service: {{type: string, example: payments}}
-      version: {{type: string, example: "1.4.2"}}
-      outcome: {{type: string, enum: [success, failure], example: success}}
-    when: "outcome in ['success', 'failure']"
-    event:
-      title: "Deployed {{{{ service }}}} {{{{ version }}}}"
-      text: "%%% \\n**{{{{ service }}}}** {{{{ version }}}} finished: *{{{{ outcome }}}}*\\n %%%"
-      alert_type: "{{{{ 'success' if outcome == 'success' else 'error' }}}}"
-      tags: ["service:{{{{ service }}}}", "version:{{{{ version }}}}"]
-      aggregation_key: "deploy-{{{{ service }}}}"
-"""
-
-
-def make(folder: Path, files: int = 100, per_file: int = 10) -> None:
-    for f in range(files):
-        head = "version: 1\ndefaults:\n  event: {tags: [\"team:platform\"]}\nrules:\n"
-        body = "".join(RULE.format(n=f * per_file + i) for i in range(per_file))
-        (folder / f"rules{f:03}.yaml").write_text(head + body)
 
 
 def timed(fn: Callable[[], object], repeat: int = 7) -> tuple[float, float]:
@@ -51,7 +28,7 @@ def timed(fn: Callable[[], object], repeat: int = 7) -> tuple[float, float]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        make(folder)
+        make(folder, rule=SHARED)  # the deploy rule 1,000 times, ids changed
         files = sorted(folder.glob("*.yaml"))
         result = load_rules([tmp])
         assert len(result.rules) == 1000 and not result.problems, result.problems[:3]
