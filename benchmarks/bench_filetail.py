@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gen_log  # noqa: E402
 
-from emitter.model import FileTrigger, Rule  # noqa: E402
 from emitter.problems import Location  # noqa: E402
-from emitter.statestore import StateStore  # noqa: E402
+from emitter.rules.model import FileTrigger, Rule  # noqa: E402
+from emitter.state.store import StateStore  # noqa: E402
 from emitter.triggers.filetail import FileTailRunner  # noqa: E402
 from emitter.triggers.linematch import LineMatcher, LineRule, naive_scan  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Load 1,000 rules in 100 files with emitter.loader, against plain yaml.load with libyaml
+"""Load 1,000 rules in 100 files with emitter.rules.loader, against plain yaml.load with libyaml
 (no positions, no checks) on the same files in the same run. Run: python benchmarks/bench_load.py"""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from bench_validate_many import SHARED, make  # same files as the validate benchmark
 
-from emitter.loader import load_rules
+from emitter.rules.loader import load_rules
 
 
 def timed(fn: Callable[[], object], repeat: int = 7) -> tuple[float, float]:

@@ -26,9 +26,9 @@ CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from datetime import datetime, timezone
-from emitter.outbox import Outbox
-from emitter.pipeline import encode
-from emitter.sender import Sender
+from emitter.delivery.outbox import Outbox
+from emitter.delivery.pipeline import encode
+from emitter.delivery.sender import Sender
 from emitter.settings import Settings
 from emitter.sinks.registry import sink_factory
 from benchmarks.bench_throughput import Pipeline

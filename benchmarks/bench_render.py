@@ -21,13 +21,13 @@ from typing import Any
 import jinja2
 import jsonschema
 
-from emitter.eventcheck import check_event
-from emitter.loader import load_rules
-from emitter.model import Rule, Tmpl
-from emitter.params import example_variable_sets
-from emitter.render import RenderContext, render
+from emitter.events.check import check_event
+from emitter.rules.loader import load_rules
+from emitter.rules.model import Rule, Tmpl
+from emitter.rules.params import example_variable_sets
 from emitter.schemas import load_schema
-from emitter.templates import ENV, JinjaTemplate, compile_rule
+from emitter.templates.compiler import ENV, JinjaTemplate, compile_rule
+from emitter.templates.render import RenderContext, render
 
 DEPLOY = Path(__file__).resolve().parent.parent / "rules" / "deploy.yaml"
 

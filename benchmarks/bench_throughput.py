@@ -60,8 +60,8 @@ class Pipeline:
     """The deploy rule, loaded and compiled once; `event(i)` renders and checks firing i."""
 
     def __init__(self) -> None:
-        from emitter.loader import load_rules
-        from emitter.templates import compile_rule
+        from emitter.rules.loader import load_rules
+        from emitter.templates.compiler import compile_rule
 
         loaded = load_rules([RULES])
         rule = loaded.rule(RULE_ID)
@@ -71,8 +71,8 @@ class Pipeline:
         self.rule, self.compiled = rule, compiled
 
     def event(self, i: int) -> dict[str, Any]:
-        from emitter.eventcheck import check_event
-        from emitter.render import RenderContext, render
+        from emitter.events.check import check_event
+        from emitter.templates.render import RenderContext, render
 
         now = datetime.now(timezone.utc)
         variables = {"service": f"svc-{i % 50}", "version": f"1.{i}.0",
@@ -88,9 +88,9 @@ def run_emitter(pipeline: Pipeline, url: str, n: int, workers: int, producers: i
     """`producers` threads (like webhook handlers) each render, check and commit one event
     at a time, returning only once it is durable; the sender drains concurrently. Returns
     events/s from the first render to the last 202."""
-    from emitter.outbox import Outbox
-    from emitter.pipeline import encode
-    from emitter.sender import Sender
+    from emitter.delivery.outbox import Outbox
+    from emitter.delivery.pipeline import encode
+    from emitter.delivery.sender import Sender
     from emitter.settings import Settings
     from emitter.sinks.registry import sink_factory
 

@@ -3,7 +3,7 @@
     python benchmarks/bench_webhook.py [--connections 50] [--seconds 10]
 
 The server runs in its own process (so the load generator does not share its GIL) with a
-dispatch that commits every request's event to a real emitter.outbox.Outbox (SQLite WAL,
+dispatch that commits every request's event to a real emitter.delivery.outbox.Outbox (SQLite WAL,
 synchronous=FULL, group commit) before the 202. Baseline, same run: the same server with a
 dispatch that does nothing, showing what durability costs. Each client thread keeps one
 raw keep-alive socket open and sends signed (HMAC) JSON POSTs until the time is up.
@@ -30,14 +30,14 @@ SECRET = "bench-secret"
 
 
 def serve(mode: str, state_dir: str) -> None:
-    from emitter.model import Rule, WebhookTrigger
     from emitter.problems import Location
+    from emitter.rules.model import Rule, WebhookTrigger
     from emitter.triggers.webhook import WebhookServer
 
     rule = Rule(id="bench", location=Location("bench.yaml", 1, 1), event={},
                 trigger=WebhookTrigger(path="/hooks/bench", hmac_secret_env="BENCH_SECRET"))
     if mode == "outbox":
-        from emitter.outbox import Outbox
+        from emitter.delivery.outbox import Outbox
 
         outbox = Outbox.in_dir(state_dir)
 

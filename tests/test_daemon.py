@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from emitter.outbox import Outbox
+from emitter.delivery.outbox import Outbox
 from tests.intake import (
     INTAKE_KEY,
     FakeIntake,

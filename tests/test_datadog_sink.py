@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from emitter import __version__
+from emitter.delivery.retry import RetryPolicy, deliver
 from emitter.errors import ConfigError
-from emitter.retry import RetryPolicy, deliver
 from emitter.settings import Settings
 from emitter.sinks.base import Outcome
 from emitter.sinks.datadog import DatadogSink, encode_event

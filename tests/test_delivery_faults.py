@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from emitter.delivery.outbox import Outbox
+from emitter.delivery.retry import RetryPolicy
+from emitter.delivery.sender import Sender, _Settler
 from emitter.errors import OutboxFullError
-from emitter.outbox import Outbox
-from emitter.retry import RetryPolicy
-from emitter.sender import Sender, _Settler
 from emitter.settings import Settings
 from emitter.sinks.registry import sink_factory
 from tests.intake import INTAKE_KEY, FakeIntake, Fault

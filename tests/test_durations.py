@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emitter.durations import DURATION_PATTERN, parse_duration
+from emitter.rules.durations import DURATION_PATTERN, parse_duration
 
 
 @pytest.mark.parametrize(

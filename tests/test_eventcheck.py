@@ -11,15 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from emitter.eventcheck import (
+from emitter.events.check import (
     Unsupported,
     check_event,
     compile_checker,
     is_valid,
     schema_problems,
 )
-from emitter.model import ManualTrigger, Rule, Tmpl
 from emitter.problems import Location, Severity
+from emitter.rules.model import ManualTrigger, Rule, Tmpl
 from emitter.schemas import load_schema
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emitter.validation import validate_paths
+from emitter.validate.pipeline import validate_paths
 
 EXAMPLES = Path(__file__).parent / "examples"
 # Fixed, so literal date_happened values in examples (1700000000 = 2023-11-14T22:13Z) do

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from emitter.wrap import _forwarding, _Tail, run_wrapped
+from emitter.commands.wrap import _forwarding, _Tail, run_wrapped
 
 PY = sys.executable
 
@@ -95,7 +95,7 @@ def test_sigterm_is_forwarded_to_the_child(tmp_path: Path) -> None:
     )
     wrapper = (
         "import sys\n"
-        "from emitter.wrap import run_wrapped\n"
+        "from emitter.commands.wrap import run_wrapped\n"
         f"r = run_wrapped([sys.executable, '-c', {child!r}])\n"
         "sys.exit(r.exit_code)\n"
     )

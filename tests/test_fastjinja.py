@@ -1,4 +1,4 @@
-"""The evaluated form (emitter.fastjinja) against Jinja itself: random expressions built from
+"""The evaluated form (templates.fastjinja) against Jinja itself: random expressions built from
 every construct it evaluates, rendered in templates and evaluated as `when` expressions, must
 give Jinja's text, value or exception (type and message)."""
 
@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2 import Undefined, meta
 
-from emitter.model import Tmpl
 from emitter.problems import Location
-from emitter.templates import (
+from emitter.rules.model import Tmpl
+from emitter.templates.compiler import (
     BASE_SCOPE,
     ENV,
     Evaluated,
@@ -93,7 +93,7 @@ def test_every_construct_of_the_grammar_is_evaluated_not_compiled(form: str) -> 
     """So the two tests above compare the evaluated form, not Jinja with itself."""
     expr = form.format(*(["n"] * form.count("{}")))
     assert type(compile_template(Tmpl("{{ " + expr + " }}", HERE))) is Evaluated
-    assert compile_expression(Tmpl(expr, HERE)).evaluate.__module__ == "emitter.fastjinja"
+    assert compile_expression(Tmpl(expr, HERE)).evaluate.__module__ == "emitter.templates.fastjinja"
 
 
 @pytest.mark.parametrize("text", [

@@ -1,4 +1,4 @@
-"""The compiled schema checker (emitter.fastschema) gives jsonschema's verdict: keyword by
+"""The compiled schema checker (emitter.events.fastschema) gives jsonschema's verdict: keyword by
 keyword on generated values, and on rules.schema.json for every rule and example file plus
 generated mutations of valid rule documents."""
 
@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from emitter import ruleschema
-from emitter.fastschema import Unsupported, compile_checker
+from emitter.events.fastschema import Unsupported, compile_checker
+from emitter.rules import schemacheck as ruleschema
+from emitter.rules.yamlload import load_yaml
 from emitter.schemas import load_schema
-from emitter.yamlload import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 RULES_SCHEMA = load_schema("rules")

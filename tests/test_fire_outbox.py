@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from emitter.cli import main
-from emitter.outbox import OUTBOX_FILE, Outbox, OutboxStatus
+from emitter.delivery.outbox import OUTBOX_FILE, Outbox, OutboxStatus
 from tests.intake import FIRST_EVENT_ID, INTAKE_KEY, FakeIntake
 from tests.intake import intake_fixture as intake_fixture  # noqa: F401 - the `intake` fixture
 
@@ -65,7 +65,7 @@ def test_state_dir_from_the_environment(env: FakeIntake, tmp_path: Path,
 
 def test_the_state_variable_is_the_one_emitter_state_reads() -> None:
     from emitter.commands import fire
-    from emitter.state import STATE_ENV
+    from emitter.state.dirs import STATE_ENV
 
     assert fire.STATE_ENV == STATE_ENV
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from emitter.junit import to_junit_xml
 from emitter.problems import Location, Problem
+from emitter.ruletest.junit import to_junit_xml
 from emitter.ruletest.model import CaseResult, FileResult, RunResult, Status
 
 

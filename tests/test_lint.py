@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from emitter.lint import (
+from emitter.problems import Location, Severity
+from emitter.rules.loader import load_rules
+from emitter.rules.model import ManualTrigger, Param, Rule, Tmpl
+from emitter.rules.params import example_variable_sets
+from emitter.ruletest.parse import covered_rule_ids, find_tests_near
+from emitter.templates.compiler import compile_rules
+from emitter.templates.render import RenderContext, render
+from emitter.validate.lint import (
     CHECKS,
     known_source_type_names,
     lint_rules,
@@ -17,13 +24,6 @@ from emitter.lint import (
     tag_issue,
     used_names,
 )
-from emitter.loader import load_rules
-from emitter.model import ManualTrigger, Param, Rule, Tmpl
-from emitter.params import example_variable_sets
-from emitter.problems import Location, Severity
-from emitter.render import RenderContext, render
-from emitter.ruletest.parse import covered_rule_ids, find_tests_near
-from emitter.templates import compile_rules
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from emitter.errors import UsageError
-from emitter.loader import load_rules
-from emitter.model import (
+from emitter.problems import Location, Problem
+from emitter.rules.loader import load_rules
+from emitter.rules.model import (
     MISSING,
     CommandTrigger,
     FileTrigger,
@@ -19,7 +20,6 @@ from emitter.model import (
     Tmpl,
     WebhookTrigger,
 )
-from emitter.problems import Location, Problem
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from emitter import logs
-from emitter.metrics import COUNTERS, Metrics, MetricsServer, escape_label, parse_addr
+from emitter.daemon import logs
+from emitter.daemon.metrics import COUNTERS, Metrics, MetricsServer, escape_label, parse_addr
 
 # One sample line of the text format: name{labels} value
 _SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]\w*="([^"\\\n]|\\.)*",?)*\})? \S+$')

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from emitter.delivery.outbox import CLAIM_LEASE, Outbox
 from emitter.errors import ConfigError, OutboxFullError
-from emitter.outbox import CLAIM_LEASE, Outbox
-from emitter.state import resolve_state_dir
+from emitter.state.dirs import resolve_state_dir
 
 
 def body(n: int) -> bytes:
@@ -170,7 +170,7 @@ def test_acknowledged_events_survive_a_killed_process(tmp_path: Path) -> None:
     acknowledgement; every acknowledged event is there when the outbox is reopened."""
     script = (
         "import os, sys\n"
-        "from emitter.outbox import Outbox\n"
+        "from emitter.delivery.outbox import Outbox\n"
         "box = Outbox.in_dir(sys.argv[1])\n"
         "for i in range(50):\n"
         "    box.enqueue([('r', b'{\"n\": %d}' % i)])\n"

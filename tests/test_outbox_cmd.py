@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from emitter.cli import main
-from emitter.outbox import Outbox
-from emitter.sender import Sender
+from emitter.delivery.outbox import Outbox
+from emitter.delivery.sender import Sender
 from emitter.settings import Settings
 from emitter.sinks.registry import sink_factory
 from tests.intake import INTAKE_KEY, FakeIntake, Fault

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from emitter.errors import UsageError
-from emitter.model import (
+from emitter.problems import Location, Severity
+from emitter.rules.model import (
     CommandTrigger,
     FileTrigger,
     ManualTrigger,
@@ -21,8 +22,7 @@ from emitter.model import (
     Trigger,
     WebhookTrigger,
 )
-from emitter.params import coerce_vars, convert, example_variable_sets, trigger_variables
-from emitter.problems import Location, Severity
+from emitter.rules.params import coerce_vars, convert, example_variable_sets, trigger_variables
 
 HERE = Location("r.yaml", 2, 5)
 

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from emitter import logs
+from emitter.daemon import logs
+from emitter.daemon.metrics import Metrics
+from emitter.delivery.outbox import Outbox
+from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
+from emitter.delivery.throttle import Throttler
 from emitter.errors import OutboxFullError
-from emitter.loader import load_rules
-from emitter.metrics import Metrics
-from emitter.outbox import Outbox
-from emitter.pipeline import Pipeline, RuleSet, context_factory
-from emitter.statestore import StateStore
-from emitter.templates import compile_rules
-from emitter.throttle import Throttler
+from emitter.rules.loader import load_rules
+from emitter.state.store import StateStore
+from emitter.templates.compiler import compile_rules
 from emitter.triggers.base import Firing
 
 RULES = """\

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from emitter.errors import InvalidError
-from emitter.model import ManualTrigger, Rule, Throttle, Tmpl
 from emitter.problems import Location
-from emitter.render import RenderContext, render, render_throttle_key
-from emitter.templates import CompiledRule, compile_rule
+from emitter.rules.model import ManualTrigger, Rule, Throttle, Tmpl
+from emitter.templates.compiler import CompiledRule, compile_rule
+from emitter.templates.render import RenderContext, render, render_throttle_key
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 CTX = RenderContext(now=NOW, hostname="web-1", environ={"REGION": "eu", "SECRET": "hunter2"})

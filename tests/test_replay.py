@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from emitter.cli import main
-from emitter.loader import load_rules
-from emitter.replay import ReplayOptions, replay_log, replay_webhooks
+from emitter.rules.loader import load_rules
 from emitter.ruletest.logtime import parse_log_time
-from emitter.templates import compile_rules
+from emitter.ruletest.replay import ReplayOptions, replay_log, replay_webhooks
+from emitter.templates.compiler import compile_rules
 
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
 WINDOW = 600  # seconds: the rules' 10m throttle

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from emitter.problems import Location, Problem, Severity
-from emitter.report import default_format, format_problems, summary
+from emitter.validate.report import default_format, format_problems, summary
 
 ERR = Problem("unknown key 'titel' in event (did you mean 'title'?)",
               Location("rules/a.yaml", 8, 7), rule_id="deploy", check="schema")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emitter.retry import RetryPolicy, deliver
+from emitter.delivery.retry import RetryPolicy, deliver
 from emitter.sinks.base import DeliveryResult, Outcome
 
 RETRY = DeliveryResult(Outcome.RETRY, 503, errors=("Service Unavailable",), detail="HTTP 503")

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from emitter import durations, loader, ruleschema, triggerspec
+from emitter.rules import durations, loader, triggerspec
+from emitter.rules import schemacheck as ruleschema
 from emitter.schemas import load_schema
 
 REPO = Path(__file__).resolve().parent.parent

@@ -265,7 +265,7 @@ def test_expected_errors_are_seen_whatever_logging_says(
         capsys: pytest.CaptureFixture[str]) -> None:
     import logging
 
-    from emitter.logs import configure
+    from emitter.daemon.logs import configure
 
     root = logging.getLogger("emitter")
     before = root.level, root.propagate

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from emitter.delivery.outbox import Outbox
+from emitter.delivery.retry import RetryPolicy
+from emitter.delivery.sender import Gate, Sender, deliver_via_outbox
 from emitter.errors import ConfigError, UsageError
-from emitter.outbox import Outbox
-from emitter.retry import RetryPolicy
-from emitter.sender import Gate, Sender, deliver_via_outbox
 from emitter.settings import Settings
 from emitter.sinks.base import Outcome, Sink
 from emitter.sinks.registry import make_sink, parse_statsd_address, sink_factory

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emitter.errors import ConfigError
-from emitter.statestore import StateStore
+from emitter.state.store import StateStore
 
 
 def test_values_round_trip_and_survive_reopen(tmp_path: Path) -> None:

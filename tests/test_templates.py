@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
-from emitter.model import ManualTrigger, Rule, Throttle, Tmpl
 from emitter.problems import Location
-from emitter.templates import (
+from emitter.rules.model import ManualTrigger, Rule, Throttle, Tmpl
+from emitter.templates.compiler import (
     BASE_SCOPE,
     ENV,
     Constant,
@@ -205,7 +205,7 @@ def test_an_error_in_a_one_line_quoted_template_stays_on_that_line(tmp_path: Pat
 
 
 def test_names_in_every_form() -> None:
-    from emitter.templates import compile_expression, names_in
+    from emitter.templates.compiler import compile_expression, names_in
 
     assert names_in(compile_template(tmpl("plain"))) == frozenset()
     assert names_in(compile_template(tmpl("{{ a }}-{{ b.c }}"))) == {"a", "b"}
@@ -233,7 +233,7 @@ def test_names_in_every_form() -> None:
 def test_recorded_names_are_what_jinja_meta_finds(text: str, globals_read: set[str]) -> None:
     from jinja2 import meta
 
-    from emitter.templates import names_in
+    from emitter.templates.compiler import names_in
 
     compiled = compile_template(tmpl(text))
     assert isinstance(compiled, (Evaluated, JinjaTemplate))
@@ -252,14 +252,14 @@ def test_recorded_names_are_what_jinja_meta_finds(text: str, globals_read: set[s
 )
 def test_expressions_evaluate_as_jinjas_compile_expression(text: str,
                                                            scope: dict[str, object]) -> None:
-    from emitter.templates import compile_expression
+    from emitter.templates.compiler import compile_expression
 
     ours = compile_expression(tmpl(text))({**BASE_SCOPE, **scope})
     assert ours == ENV.compile_expression(text, undefined_to_none=False)(**scope)
 
 
 def test_an_expression_does_not_write_into_the_scope() -> None:
-    from emitter.templates import compile_expression
+    from emitter.templates.compiler import compile_expression
 
     scope = {**BASE_SCOPE, "a": 1}
     assert compile_expression(tmpl("a + 1"))(scope) == 2
@@ -274,7 +274,7 @@ def test_an_expression_does_not_write_into_the_scope() -> None:
 def test_what_only_code_generation_sees_is_still_an_error_at_compile(text: str,
                                                                      expression: bool) -> None:
     """Unknown filters and tests are found while generating code, not while parsing."""
-    from emitter.templates import compile_expression
+    from emitter.templates.compiler import compile_expression
 
     with pytest.raises(TemplateSyntaxError):
         compile_expression(tmpl(text)) if expression else compile_template(tmpl(text))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emitter.model import ManualTrigger, Rule, Throttle, Tmpl
+from emitter.delivery.throttle import MAX_DISTINCT, Throttler
 from emitter.problems import Location
-from emitter.statestore import StateStore
-from emitter.throttle import MAX_DISTINCT, Throttler
+from emitter.rules.model import ManualTrigger, Rule, Throttle, Tmpl
+from emitter.state.store import StateStore
 
 LOC = Location("r.yaml", 1, 1)
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from emitter.errors import OutboxFullError
-from emitter.model import CommandTrigger, Rule
 from emitter.problems import Location
-from emitter.statestore import StateStore
+from emitter.rules.model import CommandTrigger, Rule
+from emitter.state.store import StateStore
 from emitter.triggers.base import Firing
 from emitter.triggers.command import CommandRunner, run_command
 

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emitter.errors import OutboxFullError
-from emitter.model import FileTrigger, Rule
 from emitter.problems import Location
-from emitter.statestore import StateStore
+from emitter.rules.model import FileTrigger, Rule
+from emitter.state.store import StateStore
 from emitter.triggers.base import Firing
 from emitter.triggers.filetail import FileTailRunner
 from emitter.triggers.linematch import LineMatcher, LineRule, naive_scan, required_literals
@@ -318,7 +318,7 @@ def test_matcher_with_no_or_odd_sample(sample: bytes) -> None:
 
 
 def test_make_runners_groups_rules_into_units(tmp_path: Path) -> None:
-    from emitter.model import CommandTrigger, ScheduleTrigger, StdinTrigger, WebhookTrigger
+    from emitter.rules.model import CommandTrigger, ScheduleTrigger, StdinTrigger, WebhookTrigger
     from emitter.triggers import make_runners
 
     loc = Location("r.yaml", 1, 1)

@@ -9,8 +9,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from emitter.errors import OutboxFullError
-from emitter.model import Rule, ScheduleTrigger
 from emitter.problems import Location
+from emitter.rules.model import Rule, ScheduleTrigger
 from emitter.triggers.base import Firing
 from emitter.triggers.schedule import ScheduleRunner, make_runner
 

@@ -7,8 +7,8 @@ import os
 from collections.abc import Sequence
 
 from emitter.errors import OutboxFullError
-from emitter.model import Rule, StdinTrigger
 from emitter.problems import Location
+from emitter.rules.model import Rule, StdinTrigger
 from emitter.triggers.base import Firing
 from emitter.triggers.stdin import StdinRunner
 

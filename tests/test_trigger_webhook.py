@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from emitter.errors import EmitterError, OutboxFullError
-from emitter.model import Rule, WebhookTrigger
 from emitter.problems import Location
+from emitter.rules.model import Rule, WebhookTrigger
 from emitter.triggers.base import Firing
 from emitter.triggers.webhook import WebhookServer
 

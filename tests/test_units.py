@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from emitter import logs
-from emitter.daemon import Daemon, DaemonConfig
+from emitter.daemon import logs
+from emitter.daemon.lifecycle import Daemon, DaemonConfig
 from emitter.errors import InvalidError
-from emitter.loader import load_rules
-from emitter.stdinlines import StdinLines
+from emitter.rules.loader import load_rules
 from emitter.triggers.base import Dispatch, OnError, TriggerHealth
-from emitter.units import group_units
+from emitter.triggers.stdinlines import StdinLines
+from emitter.triggers.units import group_units
 
 RULES = """\
 version: 1

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from emitter import validation
-from emitter.model import Rule
-from emitter.validation import _check_in_parallel, _Checked, usable_jobs, validate_paths
+from emitter.rules.model import Rule
+from emitter.validate import pipeline as validation
+from emitter.validate.pipeline import _check_in_parallel, _Checked, usable_jobs, validate_paths
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 HEAD = 'version: 1\ndefaults:\n  event: {tags: ["Team:platform"]}\nrules:\n'

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emitter import yamlload
 from emitter.problems import Location
-from emitter.yamlload import load_yaml
+from emitter.rules import yamlload
+from emitter.rules.yamlload import load_yaml
 
 # Every behaviour must hold with libyaml's composer and with PyYAML's pure-Python one.
 LOADERS = [pytest.param(yaml.SafeLoader, id="python")]

@@ -17,7 +17,7 @@ from emitter.problems import closest
 
 if TYPE_CHECKING:
     from emitter.problems import Problem
-    from emitter.templates import CompiledRule
+    from emitter.templates.compiler import CompiledRule
 
 MAX_VARS_FILE = 1024 * 1024
 
@@ -92,8 +92,8 @@ def compile_named_rule(paths: Sequence[str],
     """Load every rule file under `paths` and compile rule `rule_id`: (the rule, the load's
     warnings), or (None, the problems) when any file loaded has an error (as `validate`
     would say) or the rule's templates do not compile. UsageError for an unknown id."""
-    from emitter.loader import load_rules
-    from emitter.templates import compile_rule
+    from emitter.rules.loader import load_rules
+    from emitter.templates.compiler import compile_rule
 
     loaded = load_rules(paths)
     if not loaded.ok:

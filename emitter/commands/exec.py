@@ -95,7 +95,7 @@ def _say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emitter.wrap import run_wrapped
+    from emitter.commands.wrap import run_wrapped
 
     argv = _split(args)
     if args.tail < 0:
@@ -119,9 +119,9 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]] | None
     reported now; returns None (the job still runs) when it cannot be fired."""
     from emitter.commands._common import parse_vars
     from emitter.commands.fire import NO_KEY_HINT
-    from emitter.loader import load_rules
+    from emitter.rules.loader import load_rules
     from emitter.settings import Settings
-    from emitter.templates import compile_rule
+    from emitter.templates.compiler import compile_rule
 
     try:
         raw = parse_vars(args.var)
@@ -152,9 +152,9 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]] | None
 
 def _fire(args: argparse.Namespace, prepared: tuple[Any, Any, dict[str, str]],
           wrapped: Mapping[str, Any]) -> None:
-    from emitter.eventcheck import check_event
-    from emitter.params import coerce_vars
-    from emitter.render import RenderContext, render
+    from emitter.events.check import check_event
+    from emitter.rules.params import coerce_vars
+    from emitter.templates.render import RenderContext, render
 
     settings, compiled, raw = prepared
     rule = compiled.rule
@@ -179,8 +179,8 @@ def _fire(args: argparse.Namespace, prepared: tuple[Any, Any, dict[str, str]],
 
 
 def _send(args: argparse.Namespace, settings: Any, event: Mapping[str, Any]) -> None:
+    from emitter.delivery.retry import RetryPolicy, deliver
     from emitter.errors import DeliveryError
-    from emitter.retry import RetryPolicy, deliver
     from emitter.sinks.base import Outcome
 
     printing = args.dry_run or args.sink == "stdout"

@@ -1,7 +1,7 @@
 """`emitter fire PATH --rule ID`: render one rule now, check the event, post it (with retries).
 
 With a state directory configured (`--state-dir` or EMITTER_STATE_DIR) the event goes through
-the durable outbox first (emitter.sender.deliver_via_outbox): a refused event becomes a dead
+the durable outbox first (delivery.sender.deliver_via_outbox): a refused event becomes a dead
 letter, one that exhausted its retries stays queued for `emitter run` / `emitter outbox drain`.
 Without one it is sent directly. The retry rules are the same either way.
 
@@ -27,13 +27,13 @@ from emitter.settings import Settings
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from emitter.delivery.retry import RetryHook, RetryPolicy
+    from emitter.delivery.sender import QueuedDelivery
     from emitter.problems import Problem
-    from emitter.retry import RetryHook, RetryPolicy
-    from emitter.sender import QueuedDelivery
     from emitter.sinks.base import DeliveryResult, Sink
-    from emitter.templates import CompiledRule
+    from emitter.templates.compiler import CompiledRule
 
-STATE_ENV = "EMITTER_STATE_DIR"  # emitter.state.STATE_ENV (tests check they agree)
+STATE_ENV = "EMITTER_STATE_DIR"  # emitter.state.dirs.STATE_ENV (tests check they agree)
 NO_KEY_HINT = "use --dry-run (or --sink stdout) to print the event instead of posting it"
 
 
@@ -104,8 +104,8 @@ def _state_dir(args: argparse.Namespace) -> Path | None:
     created and proven writable; None (send directly) otherwise: `fire` never falls back to
     the per-user default, where no sender may ever run."""
     if not (args.state_dir or os.environ.get(STATE_ENV, "").strip()):
-        return None  # emitter.state (and pathlib, ~3 ms) not even imported
-    from emitter.state import resolve_state_dir
+        return None  # emitter.state.dirs (and pathlib, ~3 ms) not even imported
+    from emitter.state.dirs import resolve_state_dir
 
     return resolve_state_dir(args.state_dir, os.environ)
 
@@ -115,9 +115,9 @@ def _state_dir(args: argparse.Namespace) -> Path | None:
 
 def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]] | None:
     """The checked events to send ([] when `when` is false); None after printing problems."""
-    from emitter.eventcheck import check_event
-    from emitter.params import coerce_vars
-    from emitter.render import RenderContext, render
+    from emitter.events.check import check_event
+    from emitter.rules.params import coerce_vars
+    from emitter.templates.render import RenderContext, render
 
     compiled = _compile(args)
     if compiled is None:
@@ -172,7 +172,7 @@ def _make_sink(args: argparse.Namespace, settings: Settings, printing: bool) -> 
 
 
 def _policy(args: argparse.Namespace) -> RetryPolicy:
-    from emitter.retry import RetryPolicy
+    from emitter.delivery.retry import RetryPolicy
 
     return RetryPolicy(max_attempts=args.max_attempts, deadline=args.deadline)
 
@@ -189,7 +189,7 @@ def _progress(args: argparse.Namespace) -> RetryHook:
 
 
 def _deliver(sink: Sink, event: Mapping[str, Any], args: argparse.Namespace) -> DeliveryResult:
-    from emitter.retry import deliver
+    from emitter.delivery.retry import deliver
 
     return deliver(sink, event, _policy(args), on_retry=_progress(args))
 
@@ -220,8 +220,8 @@ def _deliver_queued(sink: Sink, events: Sequence[dict[str, Any]], args: argparse
                     state_dir: Path) -> int:
     """Commit each event to the outbox, then send it with the same retry rules. An
     OutboxFullError (exit 7) refuses the event it hit; those before it are reported first."""
-    from emitter.outbox import Outbox
-    from emitter.sender import deliver_via_outbox
+    from emitter.delivery.outbox import Outbox
+    from emitter.delivery.sender import deliver_via_outbox
 
     done: list[QueuedDelivery] = []
     with Outbox.in_dir(state_dir) as outbox:

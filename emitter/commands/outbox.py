@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from emitter.delivery.outbox import Outbox, OutboxStatus, Row
 from emitter.errors import EXIT_DELIVERY, EXIT_OK, EXIT_REJECTED, UsageError
-from emitter.outbox import Outbox, OutboxStatus, Row
 
 DRAIN_GRACE = 10.0
 
@@ -96,7 +96,7 @@ def _count(text: str) -> int:
 
 
 def _duration(text: str) -> float:
-    from emitter.durations import parse_duration
+    from emitter.rules.durations import parse_duration
 
     try:
         return parse_duration(text)
@@ -106,7 +106,7 @@ def _duration(text: str) -> float:
 
 @contextmanager
 def _open(args: argparse.Namespace) -> Iterator[Outbox]:
-    from emitter.state import resolve_state_dir
+    from emitter.state.dirs import resolve_state_dir
 
     outbox = Outbox.in_dir(resolve_state_dir(args.state_dir, os.environ))
     try:
@@ -223,7 +223,7 @@ def run_purge(args: argparse.Namespace) -> int:
 
 
 def run_drain(args: argparse.Namespace) -> int:
-    from emitter.sender import Sender
+    from emitter.delivery.sender import Sender
 
     factory = _sink_factory(args)
     with _open(args) as outbox:

@@ -21,9 +21,9 @@ from emitter.commands import _common as common
 from emitter.errors import EXIT_INVALID, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
-    from emitter.model import Rule
     from emitter.problems import Problem
-    from emitter.templates import CompiledRule
+    from emitter.rules.model import Rule
+    from emitter.templates.compiler import CompiledRule
 
 
 def register(subparsers: Any) -> None:
@@ -73,7 +73,7 @@ def _trigger_value(sample: Any, text: str, name: str) -> Any:
 
 def _variables(rule: Rule, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
     """Trigger samples, overridden by --vars-file and --var; params typed by coerce_vars."""
-    from emitter.params import coerce_vars, trigger_variables
+    from emitter.rules.params import coerce_vars, trigger_variables
 
     raw = common.parse_vars(args.var)
     from_file = dict(common.read_vars_file(args.vars_file) or {})
@@ -90,9 +90,9 @@ def _compiled(args: argparse.Namespace) -> CompiledRule | int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emitter.eventcheck import check_event
-    from emitter.render import RenderContext, render
+    from emitter.events.check import check_event
     from emitter.settings import unified_tags
+    from emitter.templates.render import RenderContext, render
 
     compiled = _compiled(args)
     if isinstance(compiled, int):

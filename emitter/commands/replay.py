@@ -13,11 +13,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from emitter.errors import EXIT_INVALID, EXIT_OK, InvalidError, UsageError
-from emitter.loader import load_rules
-from emitter.model import FileTrigger, WebhookTrigger
-from emitter.replay import COUNTERS, ReplayOptions, ReplayResult, replay_log, replay_webhooks
+from emitter.rules.loader import load_rules
+from emitter.rules.model import FileTrigger, WebhookTrigger
 from emitter.ruletest.parse import parse_time
-from emitter.templates import CompiledRule, compile_rules
+from emitter.ruletest.replay import (
+    COUNTERS,
+    ReplayOptions,
+    ReplayResult,
+    replay_log,
+    replay_webhooks,
+)
+from emitter.templates.compiler import CompiledRule, compile_rules
 
 
 def _select(args: argparse.Namespace, kind: type) -> list[CompiledRule]:

@@ -17,7 +17,7 @@ NO_KEY_HINT = "use --dry-run (or --sink stdout|file|dogstatsd) to run without Da
 
 
 def _seconds(text: str) -> float:
-    from emitter.durations import parse_duration
+    from emitter.rules.durations import parse_duration
 
     try:
         return parse_duration(text)
@@ -79,10 +79,10 @@ def _sink_opts(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emitter import logs
-    from emitter.daemon import Daemon, DaemonConfig
-    from emitter.report import default_format, format_problems
+    from emitter.daemon import logs
+    from emitter.daemon.lifecycle import Daemon, DaemonConfig
     from emitter.settings import Settings
+    from emitter.validate.report import default_format, format_problems
 
     environ = os.environ
     settings = Settings.from_environ(environ)

@@ -13,12 +13,12 @@ import sys
 from typing import Any
 
 from emitter.errors import EXIT_INVALID, EXIT_OK, UsageError
-from emitter.junit import to_junit_xml
-from emitter.report import default_format
+from emitter.ruletest.junit import to_junit_xml
 from emitter.ruletest.model import RunResult
 from emitter.ruletest.parse import find_test_files
 from emitter.ruletest.report import format_github, format_json, format_text
 from emitter.ruletest.runner import run_tests
+from emitter.validate.report import default_format
 
 FORMATS = ("text", "json", "github", "junit")
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from emitter.errors import EXIT_INVALID, EXIT_OK, UsageError
-from emitter.report import FORMATS, default_format, format_problems
+from emitter.validate.report import FORMATS, default_format, format_problems
 
 
 def register(subparsers: Any) -> None:
@@ -56,8 +56,8 @@ def _tested(args: argparse.Namespace) -> set[str] | None:
 
 
 def _disabled(names: list[str]) -> tuple[str, ...]:
-    from emitter.lint import CHECKS
     from emitter.problems import closest
+    from emitter.validate.lint import CHECKS
 
     for name in names:
         if name not in CHECKS:
@@ -69,7 +69,7 @@ def _disabled(names: list[str]) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emitter.validation import validate_paths
+    from emitter.validate.pipeline import validate_paths
 
     fmt = args.format or default_format(os.environ)
     report = validate_paths(

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emitter.errors import UsageError
-from emitter.model import (
+from emitter.problems import Problem
+from emitter.rules.model import (
     CommandTrigger,
     FileTrigger,
     ManualTrigger,
@@ -22,8 +23,7 @@ from emitter.model import (
     StdinTrigger,
     WebhookTrigger,
 )
-from emitter.params import coerce_vars
-from emitter.problems import Problem
+from emitter.rules.params import coerce_vars
 from emitter.ruletest.model import (
     CommandInput,
     Input,

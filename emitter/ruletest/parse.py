@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from emitter.problems import Problem
+from emitter.rules.yamlload import JsonPath, YamlDoc, load_yaml
 from emitter.ruletest.model import (
     DEFAULT_HOSTNAME,
     DEFAULT_NOW,
@@ -31,7 +32,6 @@ from emitter.ruletest.model import (
     WebhookInput,
 )
 from emitter.schemas import load_schema
-from emitter.yamlload import JsonPath, YamlDoc, load_yaml
 
 CHECK = "ruletest"
 TEST_SUFFIXES = (".test.yaml", ".test.yml")

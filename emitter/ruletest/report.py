@@ -1,4 +1,4 @@
-"""Output formats for `emitter test` results: text, json and github (junit is emitter.junit)."""
+"""Output formats for `emitter test` results: text, json and github (junit: ruletest.junit)."""
 
 from __future__ import annotations
 

@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emitter.loader import load_rules
-from emitter.metrics import Metrics
-from emitter.model import Rule
-from emitter.pipeline import Pipeline, RuleSet, context_factory
+from emitter.daemon.metrics import Metrics
+from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
+from emitter.delivery.throttle import Throttler
 from emitter.problems import Problem
+from emitter.rules.loader import load_rules
+from emitter.rules.model import Rule
 from emitter.ruletest.compare import judge
 from emitter.ruletest.inputs import CaseError, InputState, firings_for
 from emitter.ruletest.model import (
@@ -32,9 +33,8 @@ from emitter.ruletest.model import (
 )
 from emitter.ruletest.parse import read_test_file
 from emitter.settings import unified_tags
-from emitter.statestore import StateStore
-from emitter.templates import CompiledRule, compile_rules
-from emitter.throttle import Throttler
+from emitter.state.store import StateStore
+from emitter.templates.compiler import CompiledRule, compile_rules
 from emitter.triggers.base import Firing
 
 _EVENT_LOGGER = "emitter.event"

@@ -1,2 +1,2 @@
 """Where rendered, validated events go. Every sink makes one attempt per `send`; retries are
-decided in one place (emitter.retry), never inside a sink."""
+decided in one place (emitter.delivery.retry), never inside a sink."""

@@ -1,5 +1,5 @@
 """The Datadog HTTP sink: one keep-alive session, one attempt per `send`, answers classified
-into DELIVERED / RETRY / REJECTED. Retrying is `emitter.retry`'s job, not this module's.
+into DELIVERED / RETRY / REJECTED. Retrying is `emitter.delivery.retry`'s job, not this module's.
 
 The session is emitter's lean transport (emitter.sinks.transport) unless a proxy may apply,
 then a requests session: `import requests` costs a short-lived `emitter fire` more than all

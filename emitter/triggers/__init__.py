@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from emitter.model import Rule
-from emitter.statestore import StateStore
+from emitter.rules.model import Rule
+from emitter.state.store import StateStore
 from emitter.triggers.base import Dispatch, Firing, OnError, TriggerHealth, TriggerRunner
 
 __all__ = ["Dispatch", "Firing", "OnError", "TriggerHealth", "TriggerRunner", "make_runners"]

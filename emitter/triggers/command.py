@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from emitter.model import CommandTrigger, Rule
-from emitter.statestore import StateStore
+from emitter.rules.model import CommandTrigger, Rule
+from emitter.state.store import StateStore
 from emitter.triggers.base import Dispatch, Firing, OnError, RunnerBase
 
 MAX_OUTPUT = 4096

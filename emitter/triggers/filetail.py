@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from emitter.model import FileTrigger, Rule
-from emitter.statestore import StateStore
+from emitter.rules.model import FileTrigger, Rule
+from emitter.state.store import StateStore
 from emitter.triggers.base import Backoff, Dispatch, Firing, OnError, RunnerBase
 from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
 

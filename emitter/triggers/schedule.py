@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from emitter.model import Rule, ScheduleTrigger
+from emitter.rules.model import Rule, ScheduleTrigger
 from emitter.triggers.base import Dispatch, Firing, OnError, RunnerBase
 
 _MAX_WAIT = 30.0  # re-read the clock at least this often (clock jumps, suspend)

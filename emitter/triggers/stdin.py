@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from emitter.model import Rule, StdinTrigger
+from emitter.rules.model import Rule, StdinTrigger
 from emitter.triggers.base import Backoff, Dispatch, Firing, OnError, RunnerBase
 
 MAX_LINE = 1 << 20

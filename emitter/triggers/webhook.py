@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from emitter.errors import OutboxFullError
-from emitter.model import Rule, WebhookTrigger
+from emitter.rules.model import Rule, WebhookTrigger
 from emitter.triggers.base import Backoff, Dispatch, Firing, OnError, RunnerBase
 
 MAX_BODY = 1 << 20

@@ -20,16 +20,16 @@ from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from typing import Any, BinaryIO
 
-from emitter.metrics import Metrics
-from emitter.model import FileTrigger, WebhookTrigger
-from emitter.pipeline import Pipeline, RuleSet, context_factory
+from emitter.daemon.metrics import Metrics
+from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
+from emitter.delivery.throttle import Throttler
 from emitter.problems import Location, Problem
+from emitter.rules.model import FileTrigger, WebhookTrigger
 from emitter.ruletest.inputs import file_variables, webhook_variables
 from emitter.ruletest.logtime import TIMESTAMP_GROUPS, parse_log_time
 from emitter.ruletest.runner import MemoryOutbox
-from emitter.statestore import StateStore
-from emitter.templates import CompiledRule
-from emitter.throttle import Throttler
+from emitter.state.store import StateStore
+from emitter.templates.compiler import CompiledRule
 from emitter.triggers.base import Firing
 from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
 

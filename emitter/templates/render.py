@@ -16,9 +16,9 @@ from typing import Any
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from emitter.errors import InvalidError
-from emitter.model import Tmpl
 from emitter.problems import Location, Problem, did_you_mean
-from emitter.templates import (
+from emitter.rules.model import Tmpl
+from emitter.templates.compiler import (
     BASE_SCOPE,
     CompiledField,
     CompiledRule,

@@ -27,25 +27,25 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from emitter import logs
+from emitter.daemon import logs
+from emitter.daemon.metrics import Metrics, MetricsServer, parse_addr
+from emitter.delivery.outbox import Outbox, Row
+from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
+from emitter.delivery.sender import Sender, reason
+from emitter.delivery.throttle import Throttler
 from emitter.errors import InvalidError
-from emitter.loader import find_rule_files, load_rules
-from emitter.metrics import Metrics, MetricsServer, parse_addr
-from emitter.outbox import Outbox, Row
-from emitter.pipeline import Pipeline, RuleSet, context_factory
 from emitter.problems import Problem
-from emitter.sender import Sender, reason
+from emitter.rules.loader import find_rule_files, load_rules
 from emitter.settings import Settings
 from emitter.sinks.base import DeliveryResult, Outcome
 from emitter.sinks.registry import sink_factory
-from emitter.state import resolve_state_dir
-from emitter.statestore import StateStore
-from emitter.stdinlines import StdinLines
-from emitter.templates import compile_rules
-from emitter.throttle import Throttler
+from emitter.state.dirs import resolve_state_dir
+from emitter.state.store import StateStore
+from emitter.templates.compiler import compile_rules
 from emitter.triggers.base import Dispatch, OnError, TriggerRunner
-from emitter.units import RunnerFactory, UnitKey, group_units, input_ended, make_runner
-from emitter.validation import validate_paths
+from emitter.triggers.stdinlines import StdinLines
+from emitter.triggers.units import RunnerFactory, UnitKey, group_units, input_ended, make_runner
+from emitter.validate.pipeline import validate_paths
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 date window, which JSON Schema cannot express because it depends on the current time.
 
 jsonschema (Draft 2020-12) is the source of truth and writes every message. A checker
-compiled from the same schema (emitter.fastschema) gives the verdict on the hot path;
+compiled from the same schema (emitter.events.fastschema) gives the verdict on the hot path;
 jsonschema is imported and run only when that verdict is "invalid".
 tests/test_eventcheck.py proves both agree.
 """
@@ -16,9 +16,9 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from emitter.fastschema import Check, Unsupported, compile_checker
-from emitter.model import Rule, Tmpl
+from emitter.events.fastschema import Check, Unsupported, compile_checker
 from emitter.problems import Location, Problem, Severity, did_you_mean
+from emitter.rules.model import Rule, Tmpl
 from emitter.schemas import load_schema
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def check_event(event: Mapping[str, Any], *, now: datetime,
                 rule: Rule | None = None) -> list[Problem]:
     """Every problem of `event` as it would be sent; errors and warnings, each with its place.
 
-    Tags and source names Datadog would rewrite are lint warnings (emitter.lint), not here.
+    Tags and source names Datadog would rewrite are lint warnings (emitter.validate.lint), not here.
     """
     problems = [] if _fast()(event) else schema_problems(event, rule)
     if "date_happened" in event:

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from emitter.errors import UsageError
-from emitter.model import (
+from emitter.problems import Problem, Severity, closest
+from emitter.rules.model import (
     MISSING,
     CommandTrigger,
     FileTrigger,
@@ -24,7 +25,6 @@ from emitter.model import (
     StdinTrigger,
     WebhookTrigger,
 )
-from emitter.problems import Problem, Severity, closest
 
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})

@@ -3,7 +3,7 @@
 Each template string becomes one of four compiled forms, chosen by what the text needs:
 `Constant` (no Jinja markup at all), `Substitution` (only literal text and `{{ name }}`
 placeholders), `Evaluated` (plain expressions such as filters, comparisons and `a if b else c`,
-evaluated from Jinja's parse tree by emitter.fastjinja) and `JinjaTemplate` (anything else).
+evaluated from Jinja's parse tree by templates.fastjinja) and `JinjaTemplate` (anything else).
 The first three skip Jinja's code generation; tests/test_templates.py and
 tests/test_fastjinja.py prove they render exactly what Jinja renders. `when`/`foreach`
 expressions take the evaluated form too when they can. A template is parsed once; the names
@@ -31,9 +31,9 @@ from jinja2.idtracking import VAR_LOAD_RESOLVE
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from emitter import fastjinja
-from emitter.model import FieldValue, Rule, Tmpl
 from emitter.problems import Location, Problem
+from emitter.rules.model import FieldValue, Rule, Tmpl
+from emitter.templates import fastjinja
 
 # Output-size bounds for the two operators that can multiply memory in one step
 # (`'x' * 10**9`, `9 ** 10**9`); `range()` is already capped by the sandbox.

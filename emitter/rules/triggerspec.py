@@ -1,4 +1,4 @@
-"""A rule's `trigger` block (already schema-valid) → a trigger record from emitter.model, with
+"""A rule's `trigger` block (already schema-valid) → a trigger record from emitter.rules.model, with
 regexes compiled, cron expressions and time zones checked, durations parsed."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from emitter.durations import parse_duration
-from emitter.model import (
+from emitter.problems import Problem
+from emitter.rules.durations import parse_duration
+from emitter.rules.model import (
     CommandTrigger,
     FileTrigger,
     ManualTrigger,
@@ -17,8 +18,7 @@ from emitter.model import (
     Trigger,
     WebhookTrigger,
 )
-from emitter.problems import Problem
-from emitter.yamlload import JsonPath, YamlDoc
+from emitter.rules.yamlload import JsonPath, YamlDoc
 
 CRON_FIELDS = "minute hour day-of-month month day-of-week"
 

@@ -21,9 +21,9 @@ from typing import Any
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 
-from emitter.model import FieldValue, Rule, Tmpl
 from emitter.problems import Location, Problem, Severity
-from emitter.templates import (
+from emitter.rules.model import FieldValue, Rule, Tmpl
+from emitter.templates.compiler import (
     ENV,
     CompiledRule,
     CompiledTemplate,

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from emitter.model import Rule
-from emitter.statestore import StateStore
+from emitter.rules.model import Rule
+from emitter.state.store import StateStore
 
 MAX_DISTINCT = 50  # distinct details a summary lists; the rest are only counted
 _NS = "throttle"

@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from emitter.daemon.logs import log_event
+from emitter.daemon.metrics import Metrics
+from emitter.delivery.throttle import Summary, Throttler
 from emitter.errors import InvalidError, OutboxFullError
-from emitter.eventcheck import check_event
-from emitter.logs import log_event
-from emitter.metrics import Metrics
-from emitter.model import MISSING, Rule
+from emitter.events.check import check_event
 from emitter.problems import Problem
-from emitter.render import RenderContext, render, render_throttle_key
-from emitter.statestore import StateStore
-from emitter.templates import CompiledRule
-from emitter.throttle import Summary, Throttler
+from emitter.rules.model import MISSING, Rule
+from emitter.state.store import StateStore
+from emitter.templates.compiler import CompiledRule
+from emitter.templates.render import RenderContext, render, render_throttle_key
 from emitter.triggers.base import Firing
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
-from emitter.statestore import StateStore
-from emitter.stdinlines import LineHandle, StdinLines
+from emitter.state.store import StateStore
 from emitter.triggers.base import Dispatch, OnError, TriggerHealth, TriggerRunner
+from emitter.triggers.stdinlines import LineHandle, StdinLines
 
 UnitKey = tuple[str, str]
 RunnerFactory = Callable[[str, Sequence[Any], Dispatch, OnError], TriggerRunner]
@@ -74,7 +74,7 @@ def make_runner(
 
 
 class StdinUnit:
-    """A StdinRunner whose reads end as soon as it is stopped (see emitter.stdinlines)."""
+    """A StdinRunner whose reads end as soon as it is stopped (see emitter.triggers.stdinlines)."""
 
     def __init__(self, runner: Any, handle: LineHandle) -> None:
         self.runner = runner

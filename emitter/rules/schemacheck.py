@@ -1,7 +1,7 @@
 """Checks a loaded rule file against rules.schema.json and words each jsonschema error as a
 Problem at the offending key or value (line:col), never as a dumped ValidationError.
 
-The verdict comes from a checker compiled from the same schema (emitter.fastschema);
+The verdict comes from a checker compiled from the same schema (emitter.events.fastschema);
 jsonschema is imported and run only for a file that fails it, to find and word the errors.
 """
 
@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from emitter.fastschema import Check, Unsupported, compile_checker
+from emitter.events.fastschema import Check, Unsupported, compile_checker
 from emitter.problems import Location, Problem, did_you_mean
+from emitter.rules.yamlload import JsonPath, YamlDoc
 from emitter.schemas import load_schema
-from emitter.yamlload import JsonPath, YamlDoc
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator

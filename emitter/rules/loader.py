@@ -10,11 +10,11 @@ from types import MappingProxyType
 from typing import Any
 
 from emitter.errors import UsageError
-from emitter.model import MISSING, FieldValue, Param, Rule, Throttle, Tmpl
 from emitter.problems import Location, Problem
-from emitter.ruleschema import check_rules_schema, describe, dotted, quote_hint
-from emitter.triggerspec import build_trigger, duration_at
-from emitter.yamlload import JsonPath, YamlDoc, load_yaml
+from emitter.rules.model import MISSING, FieldValue, Param, Rule, Throttle, Tmpl
+from emitter.rules.schemacheck import check_rules_schema, describe, dotted, quote_hint
+from emitter.rules.triggerspec import build_trigger, duration_at
+from emitter.rules.yamlload import JsonPath, YamlDoc, load_yaml
 
 RULE_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")  # rule tests, read by `emitter test`, not rules

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emitter.delivery.outbox import Outbox, Row, Settlement
+from emitter.delivery.retry import RetryPolicy, deliver
 from emitter.errors import ConfigError
-from emitter.outbox import Outbox, Row, Settlement
-from emitter.retry import RetryPolicy, deliver
 from emitter.sinks.base import DeliveryResult, Outcome, Sink
 
 log = logging.getLogger(__name__)
@@ -393,7 +393,7 @@ def deliver_via_outbox(
     the same retry rules as a direct send. Delivered → removed; refused → dead letter;
     retries exhausted → left pending so a sender delivers it later (nothing is lost).
 
-    `deliver_opts` go to `emitter.retry.deliver` (sleep, clock, rng, on_retry).
+    `deliver_opts` go to `emitter.delivery.retry.deliver` (sleep, clock, rng, on_retry).
     """
     body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
     # Leased for the whole retry budget (plus a last request's timeout), so a daemon sharing

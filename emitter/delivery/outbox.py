@@ -1,7 +1,7 @@
 """The durable outbox: accepted events on disk (SQLite, WAL, synchronous=FULL) until a sink
 takes them, with dead letters, bounds and group commit.
 
-Every write goes through one group committer (emitter.groupcommit): concurrent callers
+Every write goes through one group committer (emitter.delivery.groupcommit): concurrent callers
 (webhook threads, sender workers) share one transaction and one fsync, and each returns only
 once its own work is durable. Rows are claimed in bounded batches; memory never scales with the
 backlog. Several processes may open one outbox (the daemon and `emitter outbox ...`): WAL
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from emitter.delivery.groupcommit import GroupCommitter, connect
 from emitter.errors import ConfigError, OutboxFullError
-from emitter.groupcommit import GroupCommitter, connect
 
 OUTBOX_FILE = "outbox.sqlite3"
 DEFAULT_MAX_EVENTS = 1_000_000

@@ -5,7 +5,7 @@ What validate assumes when it renders (so a rule can be checked without its trig
 - params take their `example`, then every combination of `enum` values (at most 64 sets per
   rule); a param with neither example, default nor enum makes the rule unrenderable
   (a warning, the rule's templates are still compiled);
-- variables a trigger provides get sample values (emitter.params.trigger_variables: a file
+- variables a trigger provides get sample values (emitter.rules.params.trigger_variables: a file
   line is "example", a webhook payload is {}, a command exited 0 with empty output...);
   a param's example with the same name overrides the sample;
 - `now` is the time of the run, `hostname` is "validate.example" and `env` holds the
@@ -28,15 +28,15 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from emitter.eventcheck import check_event
-from emitter.lint import lint_rules, untested_problems
-from emitter.loader import load_rules
-from emitter.model import Rule
-from emitter.params import example_variable_sets, trigger_variables
+from emitter.events.check import check_event
 from emitter.problems import Problem, Severity
-from emitter.render import RenderContext, render
+from emitter.rules.loader import load_rules
+from emitter.rules.model import Rule
+from emitter.rules.params import example_variable_sets, trigger_variables
 from emitter.settings import unified_tags
-from emitter.templates import CompiledRule, compile_rules
+from emitter.templates.compiler import CompiledRule, compile_rules
+from emitter.templates.render import RenderContext, render
+from emitter.validate.lint import lint_rules, untested_problems
 
 EXAMPLE_SETS_PER_RULE = 64
 VALIDATE_HOSTNAME = "validate.example"
