@@ -17,10 +17,10 @@ from emitter.delivery.outbox import Outbox
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
 from emitter.delivery.throttle import Throttler
 from emitter.errors import OutboxFullError
+from emitter.firing import Firing
 from emitter.rules.loader import load_rules
 from emitter.state.store import StateStore
 from emitter.templates.compiler import compile_rules
-from emitter.triggers.base import Firing
 
 RULES = """\
 version: 1

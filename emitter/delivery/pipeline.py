@@ -23,12 +23,12 @@ from emitter.daemon.metrics import Metrics
 from emitter.delivery.throttle import Summary, Throttler
 from emitter.errors import InvalidError, OutboxFullError
 from emitter.events.check import check_event
+from emitter.firing import Firing
 from emitter.problems import Problem
 from emitter.rules.model import MISSING, Rule
 from emitter.state.store import StateStore
 from emitter.templates.compiler import CompiledRule
 from emitter.templates.render import RenderContext, render, render_throttle_key
-from emitter.triggers.base import Firing
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emitter.errors import UsageError
+from emitter.firing import Firing
 from emitter.problems import Problem
 from emitter.rules.model import (
     CommandTrigger,
@@ -34,7 +35,6 @@ from emitter.ruletest.model import (
     Step,
     WebhookInput,
 )
-from emitter.triggers.base import Firing
 from emitter.triggers.command import RunResult
 from emitter.triggers.command import _fires as command_fires
 from emitter.triggers.command import _variables as command_variables

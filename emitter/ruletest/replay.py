@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 from emitter.daemon.metrics import Metrics
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
 from emitter.delivery.throttle import Throttler
+from emitter.firing import Firing
 from emitter.problems import Location, Problem
 from emitter.rules.model import FileTrigger, WebhookTrigger
 from emitter.ruletest.inputs import file_variables, webhook_variables
@@ -30,7 +31,6 @@ from emitter.ruletest.logtime import TIMESTAMP_GROUPS, parse_log_time
 from emitter.ruletest.runner import MemoryOutbox
 from emitter.state.store import StateStore
 from emitter.templates.compiler import CompiledRule
-from emitter.triggers.base import Firing
 from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
 
 CHUNK_BYTES = 1 << 20

@@ -18,6 +18,7 @@ from typing import Any
 from emitter.daemon.metrics import Metrics
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
 from emitter.delivery.throttle import Throttler
+from emitter.firing import Firing
 from emitter.problems import Problem
 from emitter.rules.loader import load_rules
 from emitter.rules.model import Rule
@@ -35,7 +36,6 @@ from emitter.ruletest.parse import read_test_file
 from emitter.settings import unified_tags
 from emitter.state.store import StateStore
 from emitter.templates.compiler import CompiledRule, compile_rules
-from emitter.triggers.base import Firing
 
 _EVENT_LOGGER = "emitter.event"
 

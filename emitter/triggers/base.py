@@ -12,23 +12,17 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
+
+from emitter.firing import Dispatch, Firing, OnError
+
+__all__ = [
+    "Backoff", "Dispatch", "Firing", "OnError", "RunnerBase", "TriggerHealth", "TriggerRunner",
+]
 
 
-@dataclass(frozen=True)
-class Firing:
-    """One rule fired: the variables its templates see, and when (time.time())."""
-
-    rule_id: str
-    trigger: str  # the trigger type: "schedule", "file", "webhook", "command", "stdin"
-    variables: Mapping[str, Any]
-    at: float
-
-
-Dispatch = Callable[[Sequence[Firing]], None]
-OnError = Callable[[str | None, str], None]
 
 
 @dataclass(frozen=True)
