@@ -342,3 +342,15 @@ def test_empty_value_and_non_mapping_rule(tmp_path: Path) -> None:
         (6, 13, "event.title: expected a string, got null (nothing is written after the colon)"),
         (8, 5, "the rule: expected a mapping, got number 42"),
     ]
+
+
+def test_a_whole_float_date_is_loaded_as_the_integer(tmp_path: Path) -> None:
+    # It leaked "TypeError: argument of type 'float' is not iterable" (issue 8, defect 3).
+    path = write(tmp_path, "f.yaml", HEAD + rule("""
+        trigger: {type: manual}
+        event: {title: t, text: x, date_happened: 1767225600.0}
+    """))
+    result = load_rules([path])
+    assert result.problems == ()
+    value = result.rules[0].event["date_happened"]
+    assert value == 1767225600 and type(value) is int

@@ -192,6 +192,10 @@ class _FileBuilder:
     def _field(self, path: JsonPath, value: Any) -> FieldValue:
         if isinstance(value, int):
             return value
+        if isinstance(value, float):
+            # Only date_happened takes a number, and the schema let this one through as an
+            # integer (JSON Schema counts 1767225600.0 as one): it is sent as the integer.
+            return int(value)
         return Tmpl(value, self.doc.location(path))
 
     def _event(self, base: JsonPath, rid: str, raw: dict[str, Any]) -> Mapping[str, FieldValue]:
