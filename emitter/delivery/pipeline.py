@@ -23,6 +23,7 @@ from emitter.daemon.metrics import Metrics
 from emitter.delivery.throttle import Summary, Throttler
 from emitter.errors import InvalidError, OutboxFullError
 from emitter.events.check import check_event
+from emitter.events.limits import TEXT_MAX, TITLE_MAX
 from emitter.firing import Firing
 from emitter.problems import Problem
 from emitter.rules.model import MISSING, Rule
@@ -32,8 +33,6 @@ from emitter.templates.render import RenderContext, render, render_throttle_key
 
 log = logging.getLogger(__name__)
 
-TITLE_MAX = 100
-TEXT_MAX = 4000
 SUMMARY_KEYS_SHOWN = 20
 
 

@@ -17,6 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from emitter.events.fastschema import Check, Unsupported, compile_checker
+from emitter.events.limits import API_MAX_AGE, API_MAX_AHEAD, MILLISECONDS_FLOOR, SEED_MAX_AGE
 from emitter.problems import Location, Problem, Severity, did_you_mean
 from emitter.rules.model import Rule, Tmpl
 from emitter.schemas import load_schema
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["Unsupported", "check_event", "compile_checker", "date_problems", "is_valid",
            "schema_problems"]
 
-SEED_MAX_AGE = 389 * 86400  # the seed's limit: an error
-API_MAX_AGE = 18 * 3600  # today's API answers "Event too far in the past" beyond this
-API_MAX_AHEAD = 2 * 3600
-MILLISECONDS_FLOOR = 10**11  # seconds past this are in the year 5138: surely milliseconds
 
 
 # ---- the fast verdict ---------------------------------------------------------------------
@@ -185,7 +182,8 @@ def date_problems(event: Mapping[str, Any], now: datetime, rule: Rule | None) ->
                        f"(divide by 1000: {when // 1000})")
     age = now.timestamp() - when
     if age > SEED_MAX_AGE:
-        return problem(f"date_happened is {_span(age)} in the past; the limit is 389 days")
+        return problem(f"date_happened is {_span(age)} in the past; the limit is "
+                       f"{SEED_MAX_AGE // 86400} days")
     if age > API_MAX_AGE:
         return problem(f"date_happened is {_span(age)} in the past: today's API rejects events "
                        "older than 18 hours (\"Event too far in the past\")", Severity.WARNING)

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from emitter.events.limits import DOGSTATSD_DATAGRAM_MAX as MAX_DATAGRAM
 from emitter.sinks.base import DeliveryResult, Outcome
 
-MAX_DATAGRAM = 8192  # the Agent's read buffer; a longer datagram would be cut or dropped
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8125
 # Characters the Agent's tag parser would misread (`|` and `,` are separators); replaced
