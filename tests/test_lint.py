@@ -15,15 +15,12 @@ from emitter.rules.params import example_variable_sets
 from emitter.ruletest.parse import covered_rule_ids, find_tests_near
 from emitter.templates.compiler import compile_rules
 from emitter.templates.render import RenderContext, render
-from emitter.validate.lint import (
-    CHECKS,
-    known_source_type_names,
-    lint_rules,
-    literal_parts,
-    source_type_issue,
-    tag_issue,
-    used_names,
-)
+from emitter.validate.checks import CHECKS
+from emitter.validate.checks.base import literal_parts
+from emitter.validate.checks.source_type_name import known_source_type_names, source_type_issue
+from emitter.validate.checks.tag_format import tag_issue
+from emitter.validate.checks.unused_param import used_names
+from emitter.validate.lint import lint_rules
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

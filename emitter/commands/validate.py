@@ -27,7 +27,9 @@ def register(subparsers: Any) -> None:
         epilog="exit status: 0 no errors (warnings allowed), 1 errors (or warnings with "
         "--strict), 2 usage error",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="rule file or directory")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="rule file or directory")
+    parser.add_argument("--list-checks", action="store_true",
+                        help="list the lint checks (id, severity, options) and exit")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="output format (default: github under GitHub Actions, else text)")
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
@@ -57,7 +59,7 @@ def _tested(args: argparse.Namespace) -> set[str] | None:
 
 def _disabled(names: list[str]) -> tuple[str, ...]:
     from emitter.problems import closest
-    from emitter.validate.lint import CHECKS
+    from emitter.validate.checks import CHECKS
 
     for name in names:
         if name not in CHECKS:
@@ -69,6 +71,13 @@ def _disabled(names: list[str]) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.list_checks:
+        from emitter.validate.checks import describe_checks
+
+        print(describe_checks())
+        return EXIT_OK
+    if not args.paths:
+        raise UsageError("validate: give at least one PATH (a rule file or directory)")
     from emitter.validate.pipeline import validate_paths
 
     fmt = args.format or default_format(os.environ)

@@ -36,7 +36,7 @@ from emitter.rules.params import example_variable_sets, trigger_variables
 from emitter.settings import unified_tags
 from emitter.templates.compiler import CompiledRule, compile_rules
 from emitter.templates.render import RenderContext, render
-from emitter.validate.lint import lint_rules, untested_problems
+from emitter.validate.lint import lint_rules, ruleset_problems
 
 EXAMPLE_SETS_PER_RULE = 64
 VALIDATE_HOSTNAME = "validate.example"
@@ -211,8 +211,7 @@ def validate_paths(
     problems = [*loaded.problems]
     for stage in ("compiled", "rendered", "linted"):  # the order one process would give
         problems.extend(p for result in results for p in getattr(result, stage))
-    if tested is not None and "untested-rule" not in disabled_checks:
-        problems.extend(untested_problems(rules, tested))
+    problems.extend(ruleset_problems(rules, tested, disabled=disabled_checks))
     unique = sorted(dict.fromkeys(problems), key=_place)  # example sets repeat problems
     return ValidationReport(
         problems=tuple(_strictly(unique) if strict else unique),
