@@ -3,18 +3,18 @@ examples, so a longer real value would make the event invalid."""
 
 from __future__ import annotations
 
+from emitter.events.limits import FIELD_MAX
 from emitter.problems import Problem
 from emitter.rules.model import Tmpl
 from emitter.validate.checks.base import LintCheck, LintInput, Options, is_template
 
-LIMITS = {"title": 100, "text": 4000, "aggregation_key": 100}
 NEAR_LIMIT = 0.9
 
 
 def check(item: LintInput, options: Options) -> list[Problem]:
     near = float(options["near-limit"])
     problems = []
-    for name, limit in LIMITS.items():
+    for name, limit in FIELD_MAX.items():
         value = item.rule.event.get(name)
         if not isinstance(value, Tmpl) or not is_template(value.text):
             continue  # a constant's length is exact; the event schema judges it

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
+from emitter.events.limits import TAG_MAX
 from emitter.problems import Problem
 from emitter.validate.checks.base import LintCheck, LintInput, Options, is_template, literal_parts
 
-TAG_MAX = 200
 _TAG_CHAR = re.compile(r"[\w\-:./]")  # \w: Unicode letters, digits, underscore
 _KEEPS_CASE = ("host:", "device:")
 
