@@ -45,7 +45,7 @@ def test_installed_wheel_finds_its_schemas_from_another_directory(tmp_path: Path
          "--disable-pip-version-check", "-w", str(wheels), str(source)],
         check=True, cwd=tmp_path,
     )
-    (wheel,) = wheels.glob("emitter-*.whl")
+    (wheel,) = wheels.glob("dd_event_emitter-*.whl")
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
