@@ -27,7 +27,7 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from datetime import datetime, timezone
 from emitter.delivery.outbox import Outbox
-from emitter.delivery.pipeline import encode
+from emitter.events.encode import encode_event as encode
 from emitter.delivery.sender import Sender
 from emitter.settings import Settings
 from emitter.sinks.registry import sink_factory

@@ -89,8 +89,8 @@ def run_emitter(pipeline: Pipeline, url: str, n: int, workers: int, producers: i
     at a time, returning only once it is durable; the sender drains concurrently. Returns
     events/s from the first render to the last 202."""
     from emitter.delivery.outbox import Outbox
-    from emitter.delivery.pipeline import encode
     from emitter.delivery.sender import Sender
+    from emitter.events.encode import encode_event as encode
     from emitter.settings import Settings
     from emitter.sinks.registry import sink_factory
 

@@ -13,9 +13,10 @@ import requests
 from emitter import __version__
 from emitter.delivery.retry import RetryPolicy, deliver
 from emitter.errors import ConfigError
+from emitter.events.encode import Encoded, encode_event
 from emitter.settings import Settings
 from emitter.sinks.base import Outcome
-from emitter.sinks.datadog import DatadogSink, encode_event
+from emitter.sinks.datadog import DatadogSink
 from emitter.sinks.stdout import StdoutSink
 from emitter.sinks.transport import KeepAliveSession
 from tests.intake import FIRST_EVENT_ID, INTAKE_KEY, FakeIntake, Fault, intake_fixture  # noqa: F401
@@ -47,7 +48,7 @@ def test_default_session_is_the_lean_transport(intake: FakeIntake) -> None:
 
 
 def test_202_keeps_big_id_exact(intake: FakeIntake, sink: DatadogSink) -> None:
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     assert result.outcome is Outcome.DELIVERED and result.status == 202
     assert result.event_id == str(FIRST_EVENT_ID)  # 7654321098765432101, not ...2000
     assert result.url == f"https://app.datadoghq.com/event/event?id={FIRST_EVENT_ID}"
@@ -55,7 +56,7 @@ def test_202_keeps_big_id_exact(intake: FakeIntake, sink: DatadogSink) -> None:
 
 
 def test_request_shape(intake: FakeIntake, sink: DatadogSink) -> None:
-    sink.send(EVENT)
+    sink.send(Encoded.of(EVENT))
     received = intake.requests[0]
     assert received.path == "/api/v1/events"
     assert received.header("DD-API-KEY") == INTAKE_KEY
@@ -69,7 +70,7 @@ def test_request_shape(intake: FakeIntake, sink: DatadogSink) -> None:
 
 def test_keep_alive_one_connection(intake: FakeIntake, sink: DatadogSink) -> None:
     for _ in range(3):
-        assert sink.send(EVENT).outcome is Outcome.DELIVERED
+        assert sink.send(Encoded.of(EVENT)).outcome is Outcome.DELIVERED
     assert len(intake.requests) == 3
     ports = {r.client_port for r in intake.requests}
     assert len(ports) == 1 and 0 not in ports
@@ -77,7 +78,7 @@ def test_keep_alive_one_connection(intake: FakeIntake, sink: DatadogSink) -> Non
 
 def test_bad_key_rejected_with_forbidden(intake: FakeIntake) -> None:
     sink = make_sink(intake, key="not-the-key")
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     sink.close()
     assert result.outcome is Outcome.REJECTED and result.status == 403
     assert result.errors == ("Forbidden",)
@@ -87,7 +88,7 @@ def test_bad_key_rejected_with_forbidden(intake: FakeIntake) -> None:
 def test_text_plain_400_errors_parsed() -> None:
     with FakeIntake(past_window=60) as intake:
         sink = make_sink(intake)
-        result = sink.send({**EVENT, "date_happened": int(time.time()) - 3600})
+        result = sink.send(Encoded.of({**EVENT, "date_happened": int(time.time()) - 3600}))
         sink.close()
     assert result.outcome is Outcome.REJECTED and result.status == 400
     assert result.errors == ("Event too far in the past",)
@@ -96,21 +97,21 @@ def test_text_plain_400_errors_parsed() -> None:
 @pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
 def test_transient_statuses_are_retry(intake: FakeIntake, sink: DatadogSink, status: int) -> None:
     intake.enqueue(Fault.error(status, "try later"))
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     assert (result.outcome, result.status, result.errors) == (Outcome.RETRY, status, ("try later",))
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 413, 422])
 def test_other_4xx_rejected(intake: FakeIntake, sink: DatadogSink, status: int) -> None:
     intake.enqueue(Fault.reject(status, "one", "two"))
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     assert (result.outcome, result.errors) == (Outcome.REJECTED, ("one", "two"))
 
 
 def test_non_json_error_body_excerpt(intake: FakeIntake, sink: DatadogSink) -> None:
     intake.enqueue(Fault(status=400, body=b"<html>\n<b>" + b"x" * 500 + b"</b></html>",
                          content_type="text/html"))
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     assert result.outcome is Outcome.REJECTED
     (excerpt,) = result.errors
     assert excerpt.startswith("<html> <b>xxx") and excerpt.endswith("...") and len(excerpt) < 210
@@ -118,7 +119,7 @@ def test_non_json_error_body_excerpt(intake: FakeIntake, sink: DatadogSink) -> N
 
 def test_other_2xx_is_not_success(intake: FakeIntake, sink: DatadogSink) -> None:
     intake.enqueue(Fault(status=200, body=b"{}"))
-    assert sink.send(EVENT).outcome is Outcome.REJECTED
+    assert sink.send(Encoded.of(EVENT)).outcome is Outcome.REJECTED
 
 
 @pytest.mark.parametrize(
@@ -135,7 +136,7 @@ def test_other_2xx_is_not_success(intake: FakeIntake, sink: DatadogSink) -> None
 def test_retry_after(intake: FakeIntake, sink: DatadogSink, fault: Fault,
                      expected: float | None) -> None:
     intake.enqueue(fault)
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     assert result.outcome is Outcome.RETRY and result.retry_after == expected
 
 
@@ -143,7 +144,7 @@ def test_slow_answer_times_out_as_retry(intake: FakeIntake) -> None:
     sink = make_sink(intake, timeout=0.2)
     intake.enqueue(Fault.slow(3))
     started = time.monotonic()
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     sink.close()
     assert time.monotonic() - started < 2
     assert result.outcome is Outcome.RETRY and result.status is None
@@ -152,30 +153,30 @@ def test_slow_answer_times_out_as_retry(intake: FakeIntake) -> None:
 
 def test_dropped_connection_is_retry(intake: FakeIntake, sink: DatadogSink) -> None:
     intake.enqueue(Fault.dropped())
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     assert result.outcome is Outcome.RETRY and result.status is None
     assert "closed connection" in result.errors[0]
-    assert sink.send(EVENT).outcome is Outcome.DELIVERED  # the session recovers
+    assert sink.send(Encoded.of(EVENT)).outcome is Outcome.DELIVERED  # the session recovers
 
 
 def test_down_is_retry_then_recovers(intake: FakeIntake, sink: DatadogSink) -> None:
     intake.down()
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     assert result.outcome is Outcome.RETRY and "refused" in result.errors[0]
     assert intake.url in result.detail
     intake.up()
-    assert sink.send(EVENT).outcome is Outcome.DELIVERED
+    assert sink.send(Encoded.of(EVENT)).outcome is Outcome.DELIVERED
 
 
 def test_huge_answer_is_bounded(intake: FakeIntake, sink: DatadogSink) -> None:
     intake.enqueue(Fault(status=500, body=b"y" * 900_000, content_type="text/plain"))
-    result = sink.send(EVENT)
+    result = sink.send(Encoded.of(EVENT))
     assert result.outcome is Outcome.RETRY and len(result.errors[0]) < 210
 
 
 def test_deliver_over_http_retries_then_succeeds(intake: FakeIntake, sink: DatadogSink) -> None:
     intake.enqueue(Fault.error(503), Fault.dropped(), Fault.error(502))
-    result = deliver(sink, EVENT, RetryPolicy(base=0.05, max_attempts=5))
+    result = deliver(sink, Encoded.of(EVENT), RetryPolicy(base=0.05, max_attempts=5))
     assert result.outcome is Outcome.DELIVERED
     assert [r.status for r in intake.requests] == [503, None, 502, 202]
 
@@ -189,14 +190,14 @@ def test_key_reflected_in_error_body_is_redacted(intake: FakeIntake, sink: Datad
     intake.enqueue(Fault.reject(400, f"bad key {INTAKE_KEY}"),
                    Fault(status=400, body=f"no json {INTAKE_KEY}".encode()))
     for _ in range(2):
-        result = sink.send(EVENT)
+        result = sink.send(Encoded.of(EVENT))
         assert INTAKE_KEY not in repr(result)
         assert "****" in result.errors[0]
 
 
 def test_stdout_sink_prints_exact_body() -> None:
     stream = io.StringIO()
-    result = StdoutSink(stream).send(EVENT)
+    result = StdoutSink(stream).send(Encoded.of(EVENT))
     assert result.outcome is Outcome.DELIVERED and result.event_id is None
     line = stream.getvalue()
     assert line.endswith("\n") and line.count("\n") == 1

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from datadog.dogstatsd.base import DogStatsd
 
+from emitter.events.encode import Encoded
 from emitter.sinks.base import Outcome
 from emitter.sinks.dogstatsd import MAX_DATAGRAM, DogStatsdSink, format_event
 
@@ -44,7 +45,7 @@ def datadogpy_datagram(agent: socket.socket, event: dict[str, Any]) -> bytes:
 def our_datagram(agent: socket.socket, event: dict[str, Any]) -> bytes:
     sink = DogStatsdSink("127.0.0.1", agent.getsockname()[1])
     try:
-        result = sink.send(event)
+        result = sink.send(Encoded.of(event))
         assert result.outcome is Outcome.DELIVERED, result
         return agent.recv(65536)
     finally:
@@ -79,7 +80,7 @@ def test_lengths_are_utf8_bytes() -> None:
 def test_over_8k_is_rejected_with_the_reason(agent: socket.socket) -> None:
     sink = DogStatsdSink("127.0.0.1", agent.getsockname()[1])
     # 4000 characters (the spec's limit) of 3-byte UTF-8: 12,000 bytes on the wire.
-    result = sink.send({"title": "big", "text": "€" * 4000})
+    result = sink.send(Encoded.of({"title": "big", "text": "€" * 4000}))
     assert result.outcome is Outcome.REJECTED
     assert f"over the Agent's {MAX_DATAGRAM}-byte limit" in result.errors[0]
     agent.settimeout(0.2)
@@ -97,9 +98,9 @@ def test_exactly_at_the_limit_is_sent(agent: socket.socket) -> None:
 
 def test_separator_in_a_header_field_is_rejected() -> None:
     sink = DogStatsdSink("127.0.0.1", 9)
-    result = sink.send({"title": "t", "text": "x", "aggregation_key": "a|b"})
+    result = sink.send(Encoded.of({"title": "t", "text": "x", "aggregation_key": "a|b"}))
     assert result.outcome is Outcome.REJECTED and "aggregation_key" in result.errors[0]
-    assert sink.send({"title": "", "text": "x"}).outcome is Outcome.REJECTED
+    assert sink.send(Encoded.of({"title": "", "text": "x"})).outcome is Outcome.REJECTED
 
 
 def test_unix_socket(tmp_path: Path) -> None:
@@ -109,7 +110,7 @@ def test_unix_socket(tmp_path: Path) -> None:
     agent.settimeout(5)
     sink = DogStatsdSink(socket_path=path)
     event = {"title": "über", "text": "a\nb", "tags": ["x:y"]}
-    assert sink.send(event).outcome is Outcome.DELIVERED
+    assert sink.send(Encoded.of(event)).outcome is Outcome.DELIVERED
     assert agent.recv(65536) == format_event(event)
     sink.close()
     agent.close()
@@ -117,6 +118,6 @@ def test_unix_socket(tmp_path: Path) -> None:
 
 def test_missing_unix_socket_is_retry_not_loss(tmp_path: Path) -> None:
     sink = DogStatsdSink(socket_path=str(tmp_path / "no-agent.socket"))
-    result = sink.send({"title": "t", "text": "x"})
+    result = sink.send(Encoded.of({"title": "t", "text": "x"}))
     assert result.outcome is Outcome.RETRY
     assert "no-agent.socket" in result.errors[0]

@@ -7,7 +7,6 @@ HTTP sink against the loopback intake in test_datadog_sink.py and test_fire.py.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emitter.delivery.retry import RetryPolicy, deliver
+from emitter.events.encode import Encoded
 from emitter.sinks.base import DeliveryResult, Outcome
 
 RETRY = DeliveryResult(Outcome.RETRY, 503, errors=("Service Unavailable",), detail="HTTP 503")
@@ -32,7 +32,7 @@ class Script:
         self.clock = clock
         self.calls: list[float] = []
 
-    def send(self, event: Mapping[str, Any]) -> DeliveryResult:
+    def send(self, event: Encoded) -> DeliveryResult:
         self.calls.append(self.clock.now)
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
@@ -57,8 +57,8 @@ class FakeClock:
 def run(answers: list[DeliveryResult], policy: RetryPolicy) -> tuple[DeliveryResult, Script]:
     clock = FakeClock()
     sink = Script(answers, clock)
-    result = deliver(sink, {"title": "t", "text": "x"}, policy, sleep=clock.sleep, clock=clock,
-                     rng=random.Random(7))
+    result = deliver(sink, Encoded.of({"title": "t", "text": "x"}), policy, sleep=clock.sleep,
+                     clock=clock, rng=random.Random(7))
     return result, sink
 
 
@@ -138,8 +138,8 @@ def test_waits_as_told_by_429() -> None:
 def test_on_retry_hook_sees_each_wait() -> None:
     clock = FakeClock()
     seen: list[tuple[int, int | None, float]] = []
-    deliver(Script([RETRY, RETRY, OK], clock), {}, RetryPolicy(), sleep=clock.sleep, clock=clock,
-            on_retry=lambda n, r, d: seen.append((n, r.status, d)))
+    deliver(Script([RETRY, RETRY, OK], clock), Encoded.of({}), RetryPolicy(), sleep=clock.sleep,
+            clock=clock, on_retry=lambda n, r, d: seen.append((n, r.status, d)))
     assert [(n, s) for n, s, _ in seen] == [(1, 503), (2, 503)]
     assert [d for _, _, d in seen] == clock.sleeps
 

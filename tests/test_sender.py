@@ -16,6 +16,7 @@ from emitter.delivery.outbox import Outbox
 from emitter.delivery.retry import RetryPolicy
 from emitter.delivery.sender import Gate, Sender, deliver_via_outbox
 from emitter.errors import ConfigError, UsageError
+from emitter.events.encode import Encoded
 from emitter.settings import Settings
 from emitter.sinks.base import Outcome, Sink
 from emitter.sinks.registry import make_sink, parse_statsd_address, sink_factory
@@ -77,6 +78,20 @@ def test_drains_everything_exactly_once(intake: FakeIntake, outbox: Outbox) -> N
     assert sender.counters().sent == 300
     status = outbox.status()
     assert status.events == 0 and status.counters["delivered"] == 300
+
+
+def test_the_stored_bytes_are_posted_unchanged(intake: FakeIntake, outbox: Outbox) -> None:
+    # Spacing and key order a re-encoding would change: the sender must not decode them.
+    body = '{ "text" : "b\u00e9",  "title":"t" }'.encode()
+    outbox.enqueue([("r", body)])
+    sender = sender_for(outbox, intake)
+    sender.start()
+    try:
+        assert sender.drain(timeout=30)
+    finally:
+        sender.stop(5)
+    (received,) = intake.requests
+    assert received.body == body
 
 
 def test_transient_errors_are_retried(intake: FakeIntake, outbox: Outbox) -> None:
@@ -150,7 +165,7 @@ def test_fire_path_delivered_leaves_nothing(intake: FakeIntake, outbox: Outbox,
                                             dd_sink: Sink) -> None:
     sink = dd_sink
     event = {"title": "fired", "text": "x"}
-    done = deliver_via_outbox(outbox, sink, "r", event, FAST, sleep=lambda s: None)
+    done = deliver_via_outbox(outbox, sink, "r", Encoded.of(event), FAST, sleep=lambda s: None)
     assert done.result.outcome is Outcome.DELIVERED and not done.queued
     assert done.result.event_id and outbox.status().events == 0
     assert intake.events == [event]
@@ -160,7 +175,7 @@ def test_fire_path_rejected_is_a_dead_letter(intake: FakeIntake, outbox: Outbox,
                                              dd_sink: Sink) -> None:
     intake.enqueue(Fault.reject(400, "Event too far in the past", content_type="text/plain"))
     sink = dd_sink
-    done = deliver_via_outbox(outbox, sink, "r", {"title": "old", "text": "x"}, FAST)
+    done = deliver_via_outbox(outbox, sink, "r", Encoded.of({"title": "old", "text": "x"}), FAST)
     assert done.dead and done.result.status == 400
     (row,) = outbox.list(dead=True)
     assert row.id == done.event_id and row.last_error == "Event too far in the past"
@@ -171,7 +186,8 @@ def test_fire_path_gives_up_but_keeps_the_event(intake: FakeIntake, outbox: Outb
     intake.set_mode(Fault.error(503))
     sink = dd_sink
     policy = RetryPolicy(max_attempts=3, base=0.01, cap=0.01, deadline=5)
-    done = deliver_via_outbox(outbox, sink, "r", {"title": "later", "text": "x"}, policy)
+    done = deliver_via_outbox(outbox, sink, "r", Encoded.of({"title": "later", "text": "x"}),
+                              policy)
     assert done.queued and done.result.outcome is Outcome.RETRY
     (row,) = outbox.list()
     assert (row.state, row.attempts, row.last_status) == ("pending", 3, 503)
@@ -191,7 +207,8 @@ def test_a_running_sender_does_not_take_fires_event(intake: FakeIntake, outbox: 
     sender.start()
     try:
         intake.set_mode(Fault.slow(0.3))
-        deliver_via_outbox(outbox, dd_sink, "r", {"title": "once", "text": "x"}, FAST)
+        deliver_via_outbox(outbox, dd_sink, "r", Encoded.of({"title": "once", "text": "x"}),
+                           FAST)
         time.sleep(0.3)
     finally:
         sender.stop(5)
@@ -210,7 +227,7 @@ def test_registry_builds_each_sink(tmp_path: Path, intake: FakeIntake) -> None:
              make_sink("file", settings, path=tmp_path / "a.jsonl")]
     assert [s.name for s in sinks] == ["datadog", "dogstatsd", "stdout", "file"]
     for sink in sinks:
-        assert sink.send({"title": "t", "text": "x"}).outcome is Outcome.DELIVERED
+        assert sink.send(Encoded.of({"title": "t", "text": "x"})).outcome is Outcome.DELIVERED
         sink.close()
     assert json.loads(stream.getvalue()) == {"title": "t", "text": "x"}
     with pytest.raises(UsageError, match="unknown sink 'kafka'; choose one of: datadog"):
@@ -238,7 +255,7 @@ class _Flaky:
     def __init__(self) -> None:
         self.calls = 0
 
-    def send(self, event: dict) -> object:
+    def send(self, event: Encoded) -> object:
         from emitter.sinks.base import DeliveryResult
 
         self.calls += 1

@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
 
+from emitter.events.encode import Encoded
 from emitter.settings import Settings
 from emitter.sinks import transport
 from emitter.sinks.base import DeliveryResult, Outcome
@@ -31,6 +32,7 @@ from tests.intake import FIRST_EVENT_ID, INTAKE_KEY, FakeIntake, Fault
 from tests.intake import intake_fixture as intake_fixture  # noqa: F401 - the `intake` fixture
 
 EVENT = {"title": "Déployé", "text": "x"}
+BODY = Encoded.of(EVENT)
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ def test_registry_uses_it_without_a_proxy(settings: Settings,
 
 
 def test_accepted_keeps_the_big_id(lean: DatadogSink, intake: FakeIntake) -> None:
-    result = lean.send(EVENT)
+    result = lean.send(BODY)
     assert result.outcome is Outcome.DELIVERED and result.event_id == str(FIRST_EVENT_ID)
     assert intake.events == [EVENT]
     assert intake.requests[0].header("dd-api-key") == INTAKE_KEY
@@ -90,33 +92,33 @@ def test_accepted_keeps_the_big_id(lean: DatadogSink, intake: FakeIntake) -> Non
 def test_answers_classified_like_requests(lean: DatadogSink, classic: DatadogSink,
                                           intake: FakeIntake, fault: Fault) -> None:
     intake.enqueue(fault, fault)
-    same(lean.send(EVENT), classic.send(EVENT))
-    assert lean.send(EVENT).outcome is Outcome.DELIVERED  # the connection is still usable
+    same(lean.send(BODY), classic.send(BODY))
+    assert lean.send(BODY).outcome is Outcome.DELIVERED  # the connection is still usable
 
 
 def test_no_answer_is_retry(lean: DatadogSink, intake: FakeIntake) -> None:
     intake.enqueue(Fault.dropped())
-    dropped = lean.send(EVENT)
+    dropped = lean.send(BODY)
     assert dropped.outcome is Outcome.RETRY and dropped.status is None
     intake.enqueue(Fault.slow(2))
-    slow = lean.send(EVENT)
+    slow = lean.send(BODY)
     assert slow.outcome is Outcome.RETRY and "no answer within 0.5s" in slow.errors[0]
-    assert lean.send(EVENT).outcome is Outcome.DELIVERED  # a fresh connection after both
+    assert lean.send(BODY).outcome is Outcome.DELIVERED  # a fresh connection after both
 
 
 def test_intake_down_then_up_reconnects(lean: DatadogSink, intake: FakeIntake) -> None:
-    assert lean.send(EVENT).outcome is Outcome.DELIVERED
+    assert lean.send(BODY).outcome is Outcome.DELIVERED
     intake.down()  # closes the idle keep-alive connection too
-    refused = lean.send(EVENT)
+    refused = lean.send(BODY)
     assert refused.outcome is Outcome.RETRY and "refused" in refused.errors[0].lower()
     intake.up()
-    assert lean.send(EVENT).outcome is Outcome.DELIVERED
+    assert lean.send(BODY).outcome is Outcome.DELIVERED
     assert len(intake.events) == 2
 
 
 def test_key_never_in_errors(lean: DatadogSink, intake: FakeIntake) -> None:
     intake.down()
-    result = lean.send(EVENT)
+    result = lean.send(BODY)
     assert INTAKE_KEY not in repr(result) and INTAKE_KEY not in repr(lean)
 
 
@@ -150,7 +152,7 @@ def test_connect_timeout_classified_like_requests(full_backlog: str) -> None:
     settings = Settings.from_environ({"DD_API_KEY": INTAKE_KEY, "DATADOG_HOST": full_backlog})
     lean = DatadogSink(settings, timeout=(0.3, 1), session=KeepAliveSession(full_backlog))
     classic = DatadogSink(settings, timeout=(0.3, 1), session=requests.Session())
-    a, b = lean.send(EVENT), classic.send(EVENT)
+    a, b = lean.send(BODY), classic.send(BODY)
     same(a, b)
     assert a.outcome is Outcome.RETRY and a.errors == ("could not connect within 0.3s",)
 
@@ -163,7 +165,7 @@ def test_network_failures_classified_like_requests(lean: DatadogSink, classic: D
     else:
         fault = Fault.dropped() if failure == "dropped" else Fault.slow(1.5)
         intake.enqueue(fault, fault)
-    a, b = lean.send(EVENT), classic.send(EVENT)
+    a, b = lean.send(BODY), classic.send(BODY)
     same(a, b)
     assert a.outcome is Outcome.RETRY and a.status is None
     expected = {"refused": "Connection refused", "dropped": "closed connection",
@@ -186,7 +188,7 @@ class _Raising:
 
 def _result(settings: Settings, exc: Exception) -> DeliveryResult:
     sink = DatadogSink(settings, timeout=(2, 3), session=_Raising(exc))  # type: ignore[arg-type]
-    return sink.send(EVENT)
+    return sink.send(BODY)
 
 
 @pytest.mark.parametrize(("ours", "theirs", "expected"), [
@@ -340,7 +342,7 @@ def _tls_results(base_url: str) -> tuple[DeliveryResult, DeliveryResult]:
     results = []
     for session in (open_session(base_url), requests.Session()):
         sink = DatadogSink(settings, timeout=(2, 2), session=session)
-        results.append(sink.send(EVENT))
+        results.append(sink.send(BODY))
         sink.close()
     return results[0], results[1]
 

@@ -181,6 +181,7 @@ def _fire(args: argparse.Namespace, prepared: tuple[Any, Any, dict[str, str]],
 def _send(args: argparse.Namespace, settings: Any, event: Mapping[str, Any]) -> None:
     from emitter.delivery.retry import RetryPolicy, deliver
     from emitter.errors import DeliveryError
+    from emitter.events.encode import Encoded
     from emitter.sinks.base import Outcome
 
     printing = args.dry_run or args.sink == "stdout"
@@ -193,7 +194,8 @@ def _send(args: argparse.Namespace, settings: Any, event: Mapping[str, Any]) -> 
 
         sink = DatadogSink(settings)
     try:
-        result = deliver(sink, event, RetryPolicy(max_attempts=8, deadline=args.deadline))
+        policy = RetryPolicy(max_attempts=8, deadline=args.deadline)
+        result = deliver(sink, Encoded.of(event), policy)
     finally:
         sink.close()
     if result.outcome is Outcome.DELIVERED:

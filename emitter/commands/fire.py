@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from emitter.delivery.retry import RetryHook, RetryPolicy
     from emitter.delivery.sender import QueuedDelivery
+    from emitter.events.encode import Encoded
     from emitter.problems import Problem
     from emitter.sinks.base import DeliveryResult, Sink
     from emitter.templates.compiler import CompiledRule
@@ -113,9 +114,11 @@ def _state_dir(args: argparse.Namespace) -> Path | None:
 # ---- rule -> checked events ---------------------------------------------------------------
 
 
-def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]] | None:
-    """The checked events to send ([] when `when` is false); None after printing problems."""
+def _render(args: argparse.Namespace, settings: Settings) -> list[Encoded] | None:
+    """The checked events to send, encoded ([] when `when` is false); None after printing
+    problems."""
     from emitter.events.check import check_event
+    from emitter.events.encode import Encoded
     from emitter.rules.params import coerce_vars
     from emitter.templates.render import RenderContext, render
 
@@ -140,7 +143,7 @@ def _render(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]
         _invalid(found)
         return None
     common.show_problems([*outcome.problems, *found], quiet=args.quiet)
-    return list(outcome.events)
+    return [Encoded.of(event) for event in outcome.events]
 
 
 def _compile(args: argparse.Namespace) -> CompiledRule | None:
@@ -188,7 +191,7 @@ def _progress(args: argparse.Namespace) -> RetryHook:
     return progress
 
 
-def _deliver(sink: Sink, event: Mapping[str, Any], args: argparse.Namespace) -> DeliveryResult:
+def _deliver(sink: Sink, event: Encoded, args: argparse.Namespace) -> DeliveryResult:
     from emitter.delivery.retry import deliver
 
     return deliver(sink, event, _policy(args), on_retry=_progress(args))
@@ -216,7 +219,7 @@ def _report(results: Sequence[DeliveryResult], printing: bool) -> int:
 # ---- delivery through the outbox ----------------------------------------------------------
 
 
-def _deliver_queued(sink: Sink, events: Sequence[dict[str, Any]], args: argparse.Namespace,
+def _deliver_queued(sink: Sink, events: Sequence[Encoded], args: argparse.Namespace,
                     state_dir: Path) -> int:
     """Commit each event to the outbox, then send it with the same retry rules. An
     OutboxFullError (exit 7) refuses the event it hit; those before it are reported first."""

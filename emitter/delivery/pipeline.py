@@ -23,6 +23,7 @@ from emitter.daemon.metrics import Metrics
 from emitter.delivery.throttle import Summary, Throttler
 from emitter.errors import InvalidError, OutboxFullError
 from emitter.events.check import check_event
+from emitter.events.encode import encode_event
 from emitter.events.limits import TEXT_MAX, TITLE_MAX
 from emitter.firing import Firing
 from emitter.problems import Problem
@@ -46,11 +47,6 @@ class RuleSet:
     @classmethod
     def of(cls, compiled: Sequence[CompiledRule]) -> RuleSet:
         return cls({c.rule.id: c.rule for c in compiled}, {c.rule.id: c for c in compiled})
-
-
-def encode(event: Mapping[str, Any]) -> bytes:
-    """The exact bytes stored and sent (UTF-8 JSON, compact)."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 @dataclass
@@ -144,7 +140,7 @@ class Pipeline:
                         return
                 if not self._admit(rule, key, at, event, trigger, batch):
                     continue
-            batch.items.append((rule.id, encode(event)))
+            batch.items.append((rule.id, encode_event(event)))
             batch.logged.append((rule.id, trigger, {"title": event.get("title", "")}))
 
     def _throttle_key(self, compiled: CompiledRule, firing: Firing,
@@ -219,7 +215,7 @@ class Pipeline:
                 for problem in errors:
                     self._invalid(summary.rule_id, "throttle", problem)
             else:
-                batch.items.append((summary.rule_id, encode(event)))
+                batch.items.append((summary.rule_id, encode_event(event)))
                 batch.logged.append((summary.rule_id, "throttle",
                                      {"summary_of": summary.count, "key": summary.key}))
             batch.summaries.append(summary)

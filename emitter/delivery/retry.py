@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
+from emitter.events.encode import Encoded
 from emitter.sinks.base import DeliveryResult, Outcome, Sink
 
 # Called before each wait: (attempt just made, its result, seconds about to be slept).
@@ -53,7 +53,7 @@ class RetryPolicy:
 
 def deliver(
     sink: Sink,
-    event: Mapping[str, Any],
+    event: Encoded,
     policy: RetryPolicy,
     *,
     sleep: Callable[[float], None] = time.sleep,

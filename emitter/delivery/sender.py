@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import collections
 import fcntl
-import json
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from emitter.delivery.outbox import Outbox, Row, Settlement
 from emitter.delivery.retry import RetryPolicy, deliver
 from emitter.errors import ConfigError
+from emitter.events.encode import Encoded
 from emitter.sinks.base import DeliveryResult, Outcome, Sink
 
 log = logging.getLogger(__name__)
@@ -350,14 +350,9 @@ def take_sender_lock(outbox_path: Path) -> int:
 
 
 def _send(sink: Sink, row: Row) -> DeliveryResult:
+    """One attempt with the stored bytes, exactly as the pipeline encoded them."""
     try:
-        event = json.loads(row.body)
-    except ValueError as exc:
-        return DeliveryResult(Outcome.REJECTED, errors=(f"stored body is not JSON: {exc}",))
-    if not isinstance(event, dict):
-        return DeliveryResult(Outcome.REJECTED, errors=("stored body is not a JSON object",))
-    try:
-        return sink.send(event)
+        return sink.send(Encoded(row.body))
     except Exception as exc:  # noqa: BLE001 - a sink bug must not kill the worker
         log.exception("sink %s failed on event %d", getattr(sink, "name", "?"), row.id)
         why = f"internal error in the {getattr(sink, 'name', '?')} sink: {exc!r}"[:500]
@@ -385,7 +380,7 @@ def deliver_via_outbox(
     outbox: Outbox,
     sink: Sink,
     rule_id: str,
-    event: Mapping[str, Any],
+    event: Encoded,
     policy: RetryPolicy,
     **deliver_opts: Any,
 ) -> QueuedDelivery:
@@ -395,10 +390,9 @@ def deliver_via_outbox(
 
     `deliver_opts` go to `emitter.delivery.retry.deliver` (sleep, clock, rng, on_retry).
     """
-    body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
     # Leased for the whole retry budget (plus a last request's timeout), so a daemon sharing
     # the outbox never sends it while this call may still be retrying it.
-    (event_id,) = outbox.enqueue([(rule_id, body)], claimed=True, lease=policy.deadline + 120)
+    (event_id,) = outbox.enqueue([(rule_id, event.body)], claimed=True, lease=policy.deadline + 120)
     attempts = 0
 
     def counted(attempt: int, result: DeliveryResult, delay: float) -> None:

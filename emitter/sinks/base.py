@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from emitter.events.encode import Encoded
 
 
 class Outcome(str, Enum):
@@ -28,8 +30,9 @@ class DeliveryResult:
 class Sink(Protocol):
     name: str
 
-    def send(self, event: Mapping[str, Any]) -> DeliveryResult:
-        """Make exactly one attempt to deliver `event` (a schema-valid dict)."""
+    def send(self, event: Encoded) -> DeliveryResult:
+        """Make exactly one attempt to deliver `event` (a checked event's wire bytes, sent
+        unchanged by every sink that sends JSON)."""
         ...
 
     def close(self) -> None: ...

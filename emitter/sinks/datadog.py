@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from emitter import __version__
@@ -24,8 +24,8 @@ from emitter.sinks.base import DeliveryResult, Outcome
 if TYPE_CHECKING:
     import requests  # imported only when a proxy may apply (see open_session)
 
-    from emitter.sinks import transport  # imported with the first sink: stdout/--dry-run
-    # import encode_event from here and need no HTTP client at all
+    from emitter.events.encode import Encoded
+    from emitter.sinks import transport  # imported with the first sink only
 
 MAX_ANSWER = 64 * 1024  # bytes of an answer we read; Datadog's are a few hundred
 _EXCERPT = 200
@@ -46,11 +46,6 @@ class _Answer(Protocol):
     def iter_content(self, chunk_size: int) -> Iterator[bytes]: ...
 
     def close(self) -> None: ...
-
-
-def encode_event(event: Mapping[str, Any]) -> bytes:
-    """The exact body posted: compact JSON, UTF-8, non-ASCII kept as is."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def open_session(base_url: str) -> transport.KeepAliveSession | requests.Session:
@@ -139,12 +134,13 @@ class DatadogSink:
     def close(self) -> None:
         self._session.close()
 
-    def send(self, event: Mapping[str, Any]) -> DeliveryResult:
-        """Exactly one attempt; never raises for network trouble (that is a RETRY result)."""
+    def send(self, event: Encoded) -> DeliveryResult:
+        """Exactly one attempt, posting `event.body` as is; never raises for network trouble
+        (that is a RETRY result)."""
         try:
             response: _Answer = self._session.post(
                 self._url,
-                data=encode_event(event),
+                data=event.body,
                 headers=self._headers,
                 timeout=self._timeout,
                 allow_redirects=False,  # a redirect would carry the key to another host

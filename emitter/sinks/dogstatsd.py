@@ -7,10 +7,13 @@ import re
 import socket
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emitter.events.limits import DOGSTATSD_DATAGRAM_MAX as MAX_DATAGRAM
 from emitter.sinks.base import DeliveryResult, Outcome
+
+if TYPE_CHECKING:
+    from emitter.events.encode import Encoded
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8125
@@ -109,9 +112,10 @@ class DogStatsdSink:
             self._sock = sock
         return self._sock
 
-    def send(self, event: Mapping[str, Any]) -> DeliveryResult:
+    def send(self, event: Encoded) -> DeliveryResult:
+        """The datagram is built from `event.event`, the one decoded form of the body."""
         try:
-            datagram = format_event(event)
+            datagram = format_event(event.event)
         except (DatagramError, KeyError, TypeError, ValueError) as exc:
             message = str(exc) if isinstance(exc, DatagramError) else f"not an event: {exc!r}"
             return DeliveryResult(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from emitter.sinks.base import DeliveryResult, Outcome
 
+if TYPE_CHECKING:
+    from emitter.events.encode import Encoded
+
 
 class FileSink:
-    """Appends compact JSON lines (UTF-8, one event each) to `path`, created 0600 if missing.
+    """Appends each event's wire bytes as one line to `path`, created 0600 if missing.
 
     Each `send` (and each `send_many` batch) is written with one `write` on an O_APPEND
     descriptor and fsynced before it counts as DELIVERED, so a line is never half-written
@@ -33,18 +35,12 @@ class FileSink:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         return self._fd
 
-    def send(self, event: Mapping[str, Any]) -> DeliveryResult:
+    def send(self, event: Encoded) -> DeliveryResult:
         return self.send_many([event])[0]
 
-    def send_many(self, events: Sequence[Mapping[str, Any]]) -> list[DeliveryResult]:
+    def send_many(self, events: Sequence[Encoded]) -> list[DeliveryResult]:
         """Write a batch with one write and one fsync; every result is the batch's."""
-        try:
-            data = b"".join(_line(event) for event in events)
-        except (TypeError, ValueError) as exc:
-            result = DeliveryResult(
-                Outcome.REJECTED, errors=(f"not JSON: {exc}",), detail=f"file: not JSON: {exc}"
-            )
-            return [result] * len(events)
+        data = b"".join(event.body + b"\n" for event in events)
         with self._lock:
             try:
                 fd = self._descriptor()
@@ -69,11 +65,6 @@ class FileSink:
     def close(self) -> None:
         with self._lock:
             self._reset()
-
-
-def _line(event: Mapping[str, Any]) -> bytes:
-    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode() + b"\n"
 
 
 def _write_all(fd: int, data: bytes) -> None:

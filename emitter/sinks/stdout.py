@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from emitter.sinks.base import DeliveryResult, Outcome
-from emitter.sinks.datadog import encode_event
+
+if TYPE_CHECKING:
+    from emitter.events.encode import Encoded
 
 
 class StdoutSink:
@@ -18,9 +19,9 @@ class StdoutSink:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    def send(self, event: Mapping[str, Any]) -> DeliveryResult:
+    def send(self, event: Encoded) -> DeliveryResult:
         stream = self._stream or sys.stdout  # looked up late so pytest's capture sees it
-        stream.write(encode_event(event).decode() + "\n")
+        stream.write(event.body.decode("utf-8") + "\n")
         stream.flush()
         return DeliveryResult(Outcome.DELIVERED, detail="printed to stdout")
 
