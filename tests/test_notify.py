@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -45,12 +46,30 @@ def test_watchdog_is_petted_at_half_the_timeout(systemd) -> None:
     n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000",
                   "WATCHDOG_PID": str(os.getpid())})
     assert n.watchdog_interval == pytest.approx(0.1)
-    n.ready()
-    assert _recv(sock) == ["READY=1"]
-    pets = [_recv(sock) for _ in range(3)]
-    assert pets == [["WATCHDOG=1"]] * 3
-    n.stopping()
+    n.ready()  # READY=1, then the first pet at once
+    assert _drain(sock) == [["READY=1"], ["WATCHDOG=1"]]
+    t0 = time.monotonic() + 1.0  # later than the first pet's due time
+    n.tick(t0)
+    assert _drain(sock) == [["WATCHDOG=1"]]
+    n.tick(t0 + 0.05)  # within half the timeout: nothing
+    assert _drain(sock) == []
+    n.tick(t0 + 0.11)  # past it: a pet
+    assert _drain(sock) == [["WATCHDOG=1"]]
     n.close()
+
+
+def _drain(sock: socket.socket) -> list[list[str]]:
+    out = []
+    sock.setblocking(False)
+    try:
+        while True:
+            out.append(sock.recv(4096).decode().split("\n"))
+    except BlockingIOError:
+        pass
+    finally:
+        sock.setblocking(True)
+        sock.settimeout(10)
+    return out
 
 
 def test_watchdog_for_another_pid_is_ignored() -> None:

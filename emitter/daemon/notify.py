@@ -20,7 +20,8 @@ log = logging.getLogger("emitter.daemon")
 
 
 class Notifier:
-    """Sends state changes to systemd; pets the watchdog from its own thread when asked to."""
+    """Sends state changes to systemd. The daemon's main loop calls `tick()`, which pets the
+    watchdog when it is due: a main loop that hangs stops the petting, which is the point."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
@@ -29,8 +30,7 @@ class Notifier:
         self._interval = _watchdog_interval(env)
         self._sock: socket.socket | None = None
         self._warned = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._next_pet = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -62,7 +62,7 @@ class Notifier:
 
     def ready(self, status: str = "") -> None:
         self.send("READY=1", *([f"STATUS={status}"] if status else []))
-        self._start_watchdog()
+        self.tick()
 
     def reloading(self) -> None:
         # systemd 253+ wants MONOTONIC_USEC with RELOADING=1 to match it with the next READY=1.
@@ -71,31 +71,24 @@ class Notifier:
 
     def stopping(self) -> None:
         self.send("STOPPING=1")
-        self._stop.set()
 
     def status(self, text: str) -> None:
         self.send(f"STATUS={text}")
 
+    def tick(self, now: float | None = None) -> None:
+        """WATCHDOG=1 when one is due (every half watchdog timeout)."""
+        if self._interval is None or not self._address:
+            return
+        now = time.monotonic() if now is None else now
+        if now >= self._next_pet:
+            self._next_pet = now + self._interval
+            self.send("WATCHDOG=1")
+
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
         with self._lock:
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
-
-    def _start_watchdog(self) -> None:
-        if self._interval is None or self._thread is not None or not self._address:
-            return
-        self._thread = threading.Thread(target=self._pet, name="systemd-watchdog", daemon=True)
-        self._thread.start()
-
-    def _pet(self) -> None:
-        assert self._interval is not None
-        while not self._stop.is_set():
-            self.send("WATCHDOG=1")
-            self._stop.wait(self._interval)
 
 
 def _watchdog_interval(env: Mapping[str, str]) -> float | None:
