@@ -240,3 +240,33 @@ def test_with_the_real_outbox(ruleset: RuleSet, tmp_path: Path) -> None:
         assert json.loads(rows[0].body)["title"] == "é error"
     finally:
         outbox.close()
+
+
+def test_a_refused_event_opens_no_throttle_window(ruleset: RuleSet, tmp_path: Path) -> None:
+    # Issue 8 defect 4: with the outbox full the window opened for the refused event and
+    # the client's retry was then throttled, so nothing was ever committed.
+    outbox = Outbox(tmp_path / "outbox.sqlite3", max_events=1)
+    try:
+        (blocker,) = outbox.enqueue([("other", b'{"title":"t","text":"x"}')])
+        pipe, _, metrics, store = make(ruleset, tmp_path, outbox=outbox, throttle=True)
+        with pytest.raises(OutboxFullError):
+            _fire(pipe, "first", "db", 1, T0)
+        assert metrics.get("first", "refused") == 1
+        (row,) = outbox.claim(1)
+        outbox.mark_delivered(row.id)  # room again
+        _fire(pipe, "first", "db", 1, T0 + 1)  # the client's retry
+        assert metrics.get("first", "throttled") == 0
+        assert [json.loads(r.body)["title"] for r in outbox.list_events()] == ["db down 1"]
+        _fire(pipe, "first", "db", 2, T0 + 2)  # and the window is open now
+        assert metrics.get("first", "throttled") == 1
+    finally:
+        outbox.close()
+
+
+def test_a_refused_batch_saves_no_window_across_a_restart(ruleset: RuleSet,
+                                                          tmp_path: Path) -> None:
+    pipe, _, _, store = make(ruleset, tmp_path, outbox=ListOutbox(full=True), throttle=True)
+    with pytest.raises(OutboxFullError):
+        _fire(pipe, "summ", "db", 1, T0)
+    assert store.items("throttle") == {}
+    assert store.items("throttle-first") == {}

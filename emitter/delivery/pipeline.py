@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from emitter.daemon.logs import log_event
 from emitter.daemon.metrics import Metrics
-from emitter.delivery.throttle import Summary, Throttler
-from emitter.errors import InvalidError, OutboxFullError
+from emitter.delivery.throttle import Reservation, Summary, Throttler
+from emitter.errors import EmitterError, InvalidError
 from emitter.events.check import check_event
 from emitter.events.encode import encode_event
 from emitter.events.limits import TEXT_MAX, TITLE_MAX
@@ -55,6 +55,7 @@ class _Batch:
     logged: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     firsts: dict[str, Any] = field(default_factory=dict)  # summary-mode first events
     summaries: list[Summary] = field(default_factory=list)
+    reservations: list[Reservation] = field(default_factory=list)  # saved only on commit
 
 
 class Enqueue(Protocol):
@@ -155,7 +156,9 @@ class Pipeline:
     def _admit(self, rule: Rule, key: str, at: float, event: Mapping[str, Any], trigger: str,
                batch: _Batch) -> bool:
         assert self._throttler is not None
-        decision = self._throttler.decide(rule, key, at, detail=str(event.get("title", key)))
+        decision, held = self._throttler.reserve(rule, key, at,
+                                                 detail=str(event.get("title", key)))
+        batch.reservations.append(held)
         if decision.send:
             if rule.throttle is not None and rule.throttle.mode == "summary":
                 batch.firsts[_first_key(rule.id, key, decision.window_start)] = dict(event)
@@ -175,21 +178,31 @@ class Pipeline:
         log_event(rule_id, trigger, "invalid", level=logging.WARNING, fields=fields)
 
     def _commit(self, batch: _Batch) -> None:
+        """Commit the batch's events, then save the throttle windows and summary firsts
+        their decisions made; when the outbox refuses, those decisions are undone, so the
+        trigger's retry of the same input is decided afresh."""
+        try:
+            if batch.items:
+                self._outbox.enqueue(batch.items)
+        except BaseException as exc:
+            if self._throttler is not None:
+                self._throttler.cancel(batch.reservations)
+            if isinstance(exc, EmitterError):
+                self._refused(batch, exc)
+            raise
+        if self._throttler is not None and batch.reservations:
+            self._throttler.confirm(batch.reservations)
         if batch.firsts and self._store is not None:
             self._store.put_many(_FIRSTS, batch.firsts)
-        if not batch.items:
-            return
-        try:
-            self._outbox.enqueue(batch.items)
-        except OutboxFullError as exc:
-            for rule_id, trigger, _ in batch.logged:
-                self._metrics.inc(rule_id, "refused")
-                log_event(rule_id, trigger, "refused", level=logging.ERROR,
-                          fields={"error": str(exc)})
-            raise
         for rule_id, trigger, fields in batch.logged:
             self._metrics.inc(rule_id, "queued")
             log_event(rule_id, trigger, "queued", fields=fields)
+
+    def _refused(self, batch: _Batch, exc: EmitterError) -> None:
+        for rule_id, trigger, _ in batch.logged:
+            self._metrics.inc(rule_id, "refused")
+            log_event(rule_id, trigger, "refused", level=logging.ERROR,
+                      fields={"error": str(exc)})
 
     # ---- summaries (throttle mode `summary`) -------------------------------------------
 

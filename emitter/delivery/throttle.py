@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,6 +42,16 @@ class Summary:
     more_distinct: int  # distinct details beyond MAX_DISTINCT, counted only
     window_start: float
     window_end: float
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One decision not yet saved: see `Throttler.reserve`."""
+
+    rule_id: str
+    key: str
+    window: _Window | None  # None: the rule has no throttle
+    opened: bool  # the decision opened this window (its event is the one sent)
 
 
 @dataclass
@@ -89,29 +99,62 @@ class Throttler:
         self, rule: Rule, key: str, now: float | None = None, *, detail: str | None = None
     ) -> Decision:
         """Send or drop one event of `rule` with throttle key `key` (a rule without a
-        throttle always sends). `detail` is what a summary lists; it defaults to `key`."""
+        throttle always sends), and save the window now. `detail` is what a summary lists;
+        it defaults to `key`. The pipeline uses `reserve` instead."""
+        decision, reservation = self.reserve(rule, key, now, detail=detail)
+        self.confirm([reservation])
+        return decision
+
+    def reserve(
+        self, rule: Rule, key: str, now: float | None = None, *, detail: str | None = None
+    ) -> tuple[Decision, Reservation]:
+        """`decide`, but the window's change is held until `confirm` (the event it admits
+        is durable) or undone by `cancel` (the outbox refused it), so a refused event never
+        opens a window that throttles its own retry."""
         when = self._clock() if now is None else now
         spec = rule.throttle
         if spec is None:
-            return Decision(True, 1, when, when)
+            return Decision(True, 1, when, when), Reservation(rule.id, key, None, False)
         with self._lock:
             puts: dict[str, Any] = {}
             window = self._windows.get((rule.id, key))
             if window is not None and when >= window.end:
                 self._close(rule.id, key, window, puts)
                 window = None
+            opened = window is None
             if window is None:
                 window = _Window(spec.mode, when, when + spec.window)
                 self._windows[(rule.id, key)] = window
-                send = True
             else:
                 window.count += 1
                 if window.mode == "summary":
                     self._note_detail(window, key if detail is None else detail)
-                send = False
-            puts[_wkey(rule.id, key)] = window.to_json()
-            self._store.put_many(_NS, puts)
-            return Decision(send, window.count, window.start, window.end)
+            if puts:  # a closed window's summary is due whatever becomes of this event
+                self._store.put_many(_NS, puts, delete=[_wkey(rule.id, key)])
+            decision = Decision(opened, window.count, window.start, window.end)
+            return decision, Reservation(rule.id, key, window, opened)
+
+    def confirm(self, reservations: Iterable[Reservation]) -> None:
+        """The events these reservations admitted (or dropped) are settled: save the
+        windows as they now stand."""
+        with self._lock:
+            puts = {_wkey(r.rule_id, r.key): r.window.to_json() for r in reservations
+                    if r.window is not None and self._windows.get((r.rule_id, r.key))
+                    is r.window}
+            if puts:
+                self._store.put_many(_NS, puts)
+
+    def cancel(self, reservations: Iterable[Reservation]) -> None:
+        """Undo reservations whose events were refused: a window they opened is forgotten,
+        a count they added is taken back."""
+        with self._lock:
+            for r in reservations:
+                if r.window is None or self._windows.get((r.rule_id, r.key)) is not r.window:
+                    continue
+                if r.opened and r.window.count <= 1:
+                    del self._windows[(r.rule_id, r.key)]
+                else:
+                    r.window.count = max(1, r.window.count - 1)
 
     @staticmethod
     def _note_detail(window: _Window, detail: str) -> None:
