@@ -30,7 +30,12 @@ from emitter.problems import Problem
 from emitter.rules.model import MISSING, Rule
 from emitter.state.store import StateStore
 from emitter.templates.compiler import CompiledRule
-from emitter.templates.render import RenderContext, render, render_throttle_key
+from emitter.templates.render import (
+    RenderContext,
+    RenderOutcome,
+    render,
+    render_throttle_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +122,9 @@ class Pipeline:
         rule, trigger = compiled.rule, firing.trigger
         at = firing.at or time.time()
         ctx = self._context(at)
-        outcome = render(compiled, _with_defaults(rule, firing.variables), ctx)
+        outcome = self._render(compiled, firing, ctx)
+        if outcome is None:
+            return
         for problem in outcome.problems:
             if problem.is_error:
                 self._invalid(rule.id, trigger, problem)
@@ -143,6 +150,25 @@ class Pipeline:
                     continue
             batch.items.append((rule.id, encode_event(event)))
             batch.logged.append((rule.id, trigger, {"title": event.get("title", "")}))
+
+    def _render(self, compiled: CompiledRule, firing: Firing,
+                ctx: RenderContext) -> RenderOutcome | None:
+        """The firing's events; None when rendering failed (e.g. `foreach` over a missing
+        key): that is an invalid firing of this rule only, counted and logged with its id,
+        never an error of the trigger (so other rules on it still fire, a webhook sender
+        still gets its answer, a stdin line is not retried)."""
+        rule = compiled.rule
+        try:
+            return render(compiled, _with_defaults(rule, firing.variables), ctx)
+        except EmitterError as exc:
+            problems = getattr(exc, "problems", ()) or (Problem(str(exc), check="template"),)
+        except Exception as exc:  # noqa: BLE001 - a render bug must not fail the whole batch
+            log.debug("rendering rule %s failed", rule.id, exc_info=True)
+            problems = (Problem(f"rendering failed: {type(exc).__name__}: {exc}",
+                                check="template"),)
+        for problem in problems:
+            self._invalid(rule.id, firing.trigger, problem)
+        return None
 
     def _throttle_key(self, compiled: CompiledRule, firing: Firing,
                       ctx: RenderContext) -> str | None:
