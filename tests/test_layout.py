@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emitter"
 # is on top.
 RANK: dict[str, int] = {
     "emitter": 0, "errors": 0, "problems": 0, "schemas": 0, "settings": 0, "firing": 0,
+    "schemaverdict": 0,
     "rules": 1, "state": 1,
     "templates": 2, "events": 2,
     "sinks": 3, "triggers": 3,
@@ -28,7 +29,7 @@ RANK: dict[str, int] = {
     "cli": 8, "__main__": 9,
 }
 CORE = ("rules", "templates", "events", "triggers", "state", "delivery", "sinks", "daemon",
-        "validate", "firing", "errors", "problems", "settings", "schemas")
+        "validate", "firing", "errors", "problems", "settings", "schemas", "schemaverdict")
 
 # Imports against the order that another change is removing; the lead empties this list.
 # (importing module, imported module)
@@ -36,8 +37,6 @@ KNOWN_AGAINST_ORDER: frozenset[tuple[str, str]] = frozenset({
     # per-rule counters and the event log line are records the daemon exposes, not daemon parts
     ("emitter.delivery.pipeline", "emitter.daemon.logs"),
     ("emitter.delivery.pipeline", "emitter.daemon.metrics"),
-    # the rule-schema verdict moves to jsonschema-rs, and fastschema goes
-    ("emitter.rules.schemacheck", "emitter.events.fastschema"),
 })
 
 MAX_LINES = 400

@@ -1,10 +1,8 @@
 """Checking a rendered event exactly as it will be sent: schemas/event.schema.json plus the
 date window, which JSON Schema cannot express because it depends on the current time.
 
-jsonschema (Draft 2020-12) is the source of truth and writes every message. A checker
-compiled from the same schema (emitter.events.fastschema) gives the verdict on the hot path;
-jsonschema is imported and run only when that verdict is "invalid".
-tests/test_eventcheck.py proves both agree.
+The verdict comes from jsonschema-rs (emitter.schemaverdict); jsonschema, in the same dialect,
+is imported and run only when that verdict is "invalid", to write the messages.
 """
 
 from __future__ import annotations
@@ -16,39 +14,31 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from emitter.events.fastschema import Check, Unsupported, compile_checker
 from emitter.events.limits import API_MAX_AGE, API_MAX_AHEAD, MILLISECONDS_FLOOR, SEED_MAX_AGE
 from emitter.problems import Location, Problem, Severity, did_you_mean
 from emitter.rules.model import Rule, Tmpl
 from emitter.schemas import load_schema
+from emitter.schemaverdict import Verdict, compile_verdict, message_validator
 
 if TYPE_CHECKING:
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
-__all__ = ["Unsupported", "check_event", "compile_checker", "date_problems", "is_valid",
-           "schema_problems"]
-
+__all__ = ["check_event", "date_problems", "is_valid", "schema_problems"]
 
 
 # ---- the fast verdict ---------------------------------------------------------------------
 
 
 @cache
-def _fast() -> Check:
+def _fast() -> Verdict:
     """The verdict predicate, built without importing jsonschema (start-up time)."""
-    schema = load_schema("event")
-    try:
-        return compile_checker(schema)
-    except Unsupported:
-        return _validator().is_valid  # a schema beyond the fast checker: correct, just slower
+    return compile_verdict(load_schema("event"), _validator)
 
 
 @cache
-def _validator() -> Draft202012Validator:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(load_schema("event"))
+def _validator() -> Validator:
+    return message_validator(load_schema("event"))
 
 
 def is_valid(event: Any) -> bool:

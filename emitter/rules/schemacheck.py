@@ -1,8 +1,8 @@
 """Checks a loaded rule file against rules.schema.json and words each jsonschema error as a
 Problem at the offending key or value (line:col), never as a dumped ValidationError.
 
-The verdict comes from a checker compiled from the same schema (emitter.events.fastschema);
-jsonschema is imported and run only for a file that fails it, to find and word the errors.
+The verdict comes from jsonschema-rs (emitter.schemaverdict); jsonschema, in the same dialect,
+is imported and run only for a file that fails it, to find and word the errors.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from emitter.events.fastschema import Check, Unsupported, compile_checker
 from emitter.problems import Location, Problem, did_you_mean
 from emitter.rules.yamlload import JsonPath, YamlDoc
 from emitter.schemas import load_schema
+from emitter.schemaverdict import Verdict, compile_verdict, message_validator
 
 if TYPE_CHECKING:
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 _EXPECTED = {
     "string": "a string",
@@ -32,12 +32,9 @@ _EXPECTED = {
 
 
 @cache
-def _fast() -> Check:
+def _fast() -> Verdict:
     """The verdict predicate, built without importing jsonschema (start-up time)."""
-    try:
-        return compile_checker(load_schema("rules"))
-    except Unsupported:
-        return _validator().is_valid  # a schema beyond the fast checker: correct, just slower
+    return compile_verdict(load_schema("rules"), _validator)
 
 
 def is_valid(data: Any) -> bool:
@@ -46,12 +43,10 @@ def is_valid(data: Any) -> bool:
 
 
 @cache
-def _validator() -> Draft202012Validator:
-    from jsonschema import Draft202012Validator
-
+def _validator() -> Validator:
     # Local $refs are inlined once: resolving them on every use is a third of validation time.
     schema = load_schema("rules")
-    return Draft202012Validator(_inline(schema, schema["$defs"]))
+    return message_validator(_inline(schema, schema["$defs"]))
 
 
 def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
