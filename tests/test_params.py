@@ -1,9 +1,8 @@
-"""Typed variables from --var strings and JSON; example sets and trigger samples for validate."""
+"""Typed variables from --var strings and JSON; example sets for validate."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -11,18 +10,13 @@ import pytest
 from emitter.errors import UsageError
 from emitter.problems import Location, Severity
 from emitter.rules.model import (
-    CommandTrigger,
-    FileTrigger,
     ManualTrigger,
     Param,
     Rule,
-    ScheduleTrigger,
-    StdinTrigger,
     Tmpl,
     Trigger,
-    WebhookTrigger,
 )
-from emitter.rules.params import coerce_vars, convert, example_variable_sets, trigger_variables
+from emitter.rules.params import coerce_vars, convert, example_variable_sets
 
 HERE = Location("r.yaml", 2, 5)
 
@@ -125,26 +119,3 @@ def test_a_param_without_example_makes_the_rule_unrenderable() -> None:
 
 def test_no_params_gives_one_empty_set() -> None:
     assert example_variable_sets(rule()) == ([{}], [])
-
-
-@pytest.mark.parametrize(
-    ("trigger", "names"),
-    [
-        (ManualTrigger(), set()),
-        (FileTrigger(path="/var/log/x", match=re.compile(r"(?P<level>\w+): (?P<msg>.*)")),
-         {"line", "path", "line_number", "level", "msg"}),
-        (WebhookTrigger(path="/hook"), {"payload", "headers", "query"}),
-        (ScheduleTrigger(every=60, timezone="Europe/Paris"),
-         {"scheduled_time", "scheduled_timestamp", "timezone"}),
-        (CommandTrigger(command=("true",)), {"exit_code", "stdout", "stderr", "duration",
-                                             "timed_out", "command", "state", "previous_state"}),
-        (StdinTrigger(), {"payload"}),
-    ],
-)
-def test_trigger_variables(trigger: Trigger, names: set[str]) -> None:
-    now = datetime(2025, 1, 1, tzinfo=timezone.utc)
-    got = trigger_variables(rule(trigger=trigger), now)
-    assert set(got) == names
-    if "scheduled_time" in got:
-        assert got["scheduled_time"] == "2025-01-01T01:00:00+01:00"
-        assert got["timezone"] == "Europe/Paris"

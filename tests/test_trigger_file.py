@@ -331,6 +331,7 @@ def test_make_runners_groups_rules_into_units(tmp_path: Path) -> None:
              Rule(id="in", location=loc, trigger=StdinTrigger(), event={})]
     with StateStore(tmp_path / "s.db") as store:
         names = [r.name for r in make_runners(rules, lambda f: None, lambda r, m: None, store)]
-        assert sorted(names) == ["command:c1", "file", "file", "schedule", "webhook"]
+        assert sorted(names) == ["command:c1", "file", "file", "schedule", "schedule",
+                                 "webhook"]
         with_stdin = make_runners(rules, lambda f: None, lambda r, m: None, store, stdin=True)
         assert "stdin" in [r.name for r in with_stdin]

@@ -12,7 +12,7 @@ from emitter.errors import OutboxFullError
 from emitter.problems import Location
 from emitter.rules.model import Rule, ScheduleTrigger
 from emitter.triggers.base import Firing
-from emitter.triggers.schedule import ScheduleRunner, make_runner
+from emitter.triggers.schedule import ScheduleRunner
 
 
 def rule(rule_id: str, **kw: object) -> Rule:
@@ -98,7 +98,7 @@ def test_dispatch_error_is_reported_and_next_slot_still_planned() -> None:
 def test_real_thread_fires_on_time() -> None:
     every = 0.5
     fired: list[Firing] = []
-    r = make_runner([rule("tick", every=every)], fired.extend, lambda i, m: None, None)
+    r = ScheduleRunner([rule("tick", every=every)], fired.extend, lambda i, m: None)
     r.start()
     try:
         deadline = time.monotonic() + 10

@@ -73,11 +73,12 @@ def _trigger_value(sample: Any, text: str, name: str) -> Any:
 
 def _variables(rule: Rule, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
     """Trigger samples, overridden by --vars-file and --var; params typed by coerce_vars."""
-    from emitter.rules.params import coerce_vars, trigger_variables
+    from emitter.rules.params import coerce_vars
+    from emitter.triggers.registry import sample_variables
 
     raw = common.parse_vars(args.var)
     from_file = dict(common.read_vars_file(args.vars_file) or {})
-    samples = trigger_variables(rule, now)
+    samples = sample_variables(rule, now)
     provided = [n for n in samples if rule.param(n) is None]  # not params: not coerced
     given = {n: from_file.pop(n) for n in provided if n in from_file}
     given.update({n: _trigger_value(samples[n], raw.pop(n), n) for n in provided if n in raw})

@@ -2,7 +2,7 @@
 variable sets `emitter validate` renders every rule with (examples x enum combinations).
 
 Variables a trigger provides (a webhook's `payload`, a file line's `line`) are not params;
-`trigger_variables` gives validate sample values for them (see its docstring).
+their sample values come from the trigger's declaration (emitter.triggers.registry).
 """
 
 from __future__ import annotations
@@ -10,21 +10,11 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from emitter.errors import UsageError
 from emitter.problems import Problem, Severity, closest
-from emitter.rules.model import (
-    MISSING,
-    CommandTrigger,
-    FileTrigger,
-    Param,
-    Rule,
-    ScheduleTrigger,
-    StdinTrigger,
-    WebhookTrigger,
-)
+from emitter.rules.model import MISSING, Param, Rule
 
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
@@ -180,45 +170,3 @@ def example_variable_sets(rule: Rule, limit: int = 64) -> tuple[list[dict[str, A
             rule.location, Severity.WARNING, rule.id, check="params"))
         combos = combos[:limit]
     return [dict(zip(names, combo, strict=True)) for combo in combos], problems
-
-
-# ---- trigger-provided variables -----------------------------------------------------------
-
-EXAMPLE_TEXT = "example"
-
-
-def trigger_variables(rule: Rule, now: datetime | None = None) -> dict[str, Any]:
-    """Sample values for what the rule's trigger provides, so validate can render it.
-
-    The names match emitter/triggers/*: manual: nothing. file: every named group of `match`
-    ("example"), then `line` ("example"), `path` and `line_number` (1). webhook: `payload`,
-    `headers`, `query` (all {}). schedule: `scheduled_time` (ISO text of `now` in the rule's
-    zone), `scheduled_timestamp`, `timezone`. command: `exit_code` 0, `stdout`/`stderr` "",
-    `duration` 0.0, `timed_out` false, `command`, `state` and `previous_state` "ok".
-    stdin: `payload` {}. Callers let a param's example override these.
-    """
-    trigger = rule.trigger
-    if isinstance(trigger, FileTrigger):
-        groups = {name: EXAMPLE_TEXT for name in trigger.match.groupindex}
-        return {**groups, "line": EXAMPLE_TEXT, "path": trigger.path, "line_number": 1}
-    if isinstance(trigger, WebhookTrigger):
-        return {"payload": {}, "headers": {}, "query": {}}
-    if isinstance(trigger, ScheduleTrigger):
-        return _schedule_variables(trigger, now or datetime(2024, 1, 1, tzinfo=timezone.utc))
-    if isinstance(trigger, CommandTrigger):
-        return {"exit_code": 0, "stdout": "", "stderr": "", "duration": 0.0, "timed_out": False,
-                "command": " ".join(trigger.command), "state": "ok", "previous_state": "ok"}
-    if isinstance(trigger, StdinTrigger):
-        return {"payload": {}}
-    return {}
-
-
-def _schedule_variables(trigger: ScheduleTrigger, now: datetime) -> dict[str, Any]:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # schedule rules only
-
-    try:
-        when = now.astimezone(ZoneInfo(trigger.timezone))
-    except (ZoneInfoNotFoundError, ValueError):
-        when = now  # the loader reports a bad zone
-    return {"scheduled_time": when.isoformat(), "scheduled_timestamp": now.timestamp(),
-            "timezone": trigger.timezone}

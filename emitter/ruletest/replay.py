@@ -20,17 +20,18 @@ from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from typing import Any, BinaryIO
 
-from emitter.daemon.metrics import Metrics
+from emitter.counters import Metrics
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
 from emitter.delivery.throttle import Throttler
 from emitter.firing import Firing
 from emitter.problems import Location, Problem
 from emitter.rules.model import FileTrigger, WebhookTrigger
-from emitter.ruletest.inputs import file_variables, webhook_variables
 from emitter.ruletest.logtime import TIMESTAMP_GROUPS, parse_log_time
 from emitter.ruletest.runner import MemoryOutbox
 from emitter.state.store import StateStore
 from emitter.templates.compiler import CompiledRule
+from emitter.triggers.kinds.file import line_variables
+from emitter.triggers.kinds.webhook import request_variables
 from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
 
 CHUNK_BYTES = 1 << 20
@@ -167,7 +168,7 @@ def _replay_hit(replay: _Replayer, hit: LineHit, trigger: Any, log_path: str) ->
     replay.count(hit.rule_id, "matched")
     if at is None:
         at = replay.latest if replay.latest is not None else replay.started
-    variables = file_variables(hit, trigger.path)
+    variables = line_variables(hit.groups, hit.line, trigger.path, hit.line_number)
     replay.fire(Firing(hit.rule_id, "file", variables, at))
 
 
@@ -195,7 +196,7 @@ def replay_webhooks(compiled: Sequence[CompiledRule], directory: str,
                 replay.count(rule_id, "out_of_range")
                 continue
             replay.count(rule_id, "matched")
-            variables = webhook_variables(trigger, payload, {}, {})
+            variables = request_variables(payload, {}, {}, trigger.path)
             replay.fire(Firing(rule_id, "webhook", variables, at))
     return replay.finish()
 

@@ -2,10 +2,9 @@
 
 Each run gets `timeout` seconds; then its whole process group is killed (SIGKILL), so
 children die too, and `exit_code` is -9 with `timed_out` true. Otherwise `exit_code` is the
-exit status (negative N when a signal N ended it). Variables: `exit_code`, `stdout` and
-`stderr` (decoded UTF-8 with replacements, only the last 4 KiB of each kept), `duration`
-(seconds), `timed_out`, `command` (the argv joined with spaces), `state` and
-`previous_state`.
+exit status (negative N when a signal N ended it). Variables: see
+emitter.triggers.kinds.command. The child's environment is emitter's without credentials
+(emitter.triggers.childenv) but with the variables the rule names in `env:`.
 
 `state` is the result's class: "ok" (exit 0), "failed" (non-zero) or "timed_out". With
 `on: always` every run fires; `on: failure` only runs that are not "ok"; `on: change` only a
@@ -28,13 +27,16 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
 from emitter.rules.model import CommandTrigger, Rule
 from emitter.state.store import StateStore
 from emitter.triggers.base import Dispatch, Firing, OnError, RunnerBase
+from emitter.triggers.childenv import child_environ
+from emitter.triggers.childenv import secret_names as childenv_secret_names
+from emitter.triggers.kinds.command import fires, result_state, result_variables
 
 MAX_OUTPUT = 4096
 _NS = "command"
@@ -50,9 +52,7 @@ class RunResult:
 
     @property
     def state(self) -> str:
-        if self.timed_out:
-            return "timed_out"
-        return "ok" if self.exit_code == 0 else "failed"
+        return result_state(self.exit_code, self.timed_out)
 
 
 class _Tail:
@@ -77,12 +77,15 @@ class _Tail:
         return bytes(self.data[-self._limit :]).decode("utf-8", "replace")
 
 
-def run_command(argv: Sequence[str], timeout: float, limit: int = MAX_OUTPUT) -> RunResult:
-    """Run `argv` with a timeout; raises OSError when it cannot be started."""
+def run_command(argv: Sequence[str], timeout: float, limit: int = MAX_OUTPUT,
+                env: Mapping[str, str] | None = None) -> RunResult:
+    """Run `argv` with a timeout (in `env`, else emitter's environment without credentials);
+    raises OSError when it cannot be started."""
     started = time.monotonic()
     proc = subprocess.Popen(
         list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, so a timeout kills its children too
+        env=dict(env) if env is not None else child_environ(os.environ),
     )
     assert proc.stdout is not None and proc.stderr is not None
     out, err = _Tail(proc.stdout, limit), _Tail(proc.stderr, limit)
@@ -108,11 +111,16 @@ class CommandRunner(RunnerBase):
         dispatch: Dispatch,
         on_error: OnError,
         store: StateStore,
+        *,
+        environ: Mapping[str, str] | None = None,
+        secret_names: Collection[str] = (),
     ) -> None:
         names = ",".join(r.id for r in rules)
         super().__init__(f"command:{names}", on_error)
         self._dispatch = dispatch
         self._store = store
+        self._environ = os.environ if environ is None else environ
+        self._secrets = frozenset(secret_names) | childenv_secret_names(rules)
         self.rules = [r for r in rules if isinstance(r.trigger, CommandTrigger)]
         self._threads: list[threading.Thread] = []
 
@@ -146,15 +154,16 @@ class CommandRunner(RunnerBase):
         trig = rule.trigger
         assert isinstance(trig, CommandTrigger)
         try:
-            result = run_command(trig.command, trig.timeout)
+            env = child_environ(self._environ, keep=rule.env, secrets=self._secrets)
+            result = run_command(trig.command, trig.timeout, env=env)
         except OSError as exc:
             self.report(rule.id, f"command {trig.command[0]!r} cannot run: "
                                  f"{exc.strerror or exc}; retrying next interval")
             return None
         saved = self._store.get(_NS, rule.id)
         previous = saved["state"] if saved else "ok"
-        if _fires(trig.on, result.state, previous):
-            variables = _variables(trig, result, previous)
+        if fires(trig.on, result.state, previous):
+            variables = result_variables(trig.command, result, previous)
             try:
                 self._dispatch([Firing(rule.id, "command", variables, time.time())])
                 self.counted(1)
@@ -165,30 +174,3 @@ class CommandRunner(RunnerBase):
                                        "at": time.time()})
         return result
 
-
-def _fires(on: str, state: str, previous: str) -> bool:
-    if on == "always":
-        return True
-    if on == "failure":
-        return state != "ok"
-    return state != previous
-
-
-def _variables(trig: CommandTrigger, result: RunResult, previous: str) -> dict[str, Any]:
-    return {
-        "exit_code": result.exit_code,
-        "stdout": result.stdout,
-        "stderr": result.stderr,
-        "duration": round(result.duration, 6),
-        "timed_out": result.timed_out,
-        "command": " ".join(trig.command),
-        "state": result.state,
-        "previous_state": previous,
-    }
-
-
-def make_runner(
-    rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, store: StateStore,
-    **_: object,
-) -> CommandRunner:
-    return CommandRunner(rules, dispatch, on_error, store)

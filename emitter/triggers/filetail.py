@@ -17,8 +17,8 @@ Rules on the same file (and the same `from_beginning`) share one reader and one
   firings of the lines before it; on a dispatch error the file waits (with back-off) and the
   same lines are tried again, so a restart neither re-fires nor misses lines.
 
-Variables: the regex's named groups, then `line`, `path` (as configured) and `line_number`
-(1-based), which win over groups of the same name.
+Variables: see emitter.triggers.kinds.file (the regex's named groups, then `line`, `path`,
+`line_number`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from emitter.rules.model import FileTrigger, Rule
 from emitter.state.store import StateStore
 from emitter.triggers.base import Backoff, Dispatch, Firing, OnError, RunnerBase
+from emitter.triggers.kinds.file import line_variables
 from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
 
 MAX_LINE = 1 << 20
@@ -264,8 +265,7 @@ class FileTailRunner(RunnerBase):
         return len(hits)
 
     def _firing(self, tail: _Tail, hit: LineHit) -> Firing:
-        variables: dict[str, Any] = dict(hit.groups)
-        variables.update(line=hit.line, path=tail.path, line_number=hit.line_number)
+        variables = line_variables(hit.groups, hit.line, tail.path, hit.line_number)
         return Firing(hit.rule_id, "file", variables, self._clock())
 
     def _save(self, tail: _Tail) -> None:
@@ -298,9 +298,3 @@ def _end_of_last_line(fh: BinaryIO, size: int) -> tuple[int, int]:
         offset += len(block)
     return last_nl + 1, lines
 
-
-def make_runner(
-    rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, store: StateStore,
-    **_: object,
-) -> FileTailRunner:
-    return FileTailRunner(rules, dispatch, on_error, store)

@@ -6,8 +6,8 @@ fires at multiples of 300 s since the Unix epoch (00:00, 00:05, ... UTC), and `c
 croniter in the rule's `timezone` (DST handled by croniter). After a stall (suspend, a
 blocked dispatch) the missed slots are coalesced: one firing for the latest slot passed.
 
-Variables: `scheduled_time` (ISO 8601 text with the zone's UTC offset, e.g.
-"2026-01-05T09:00:00+01:00"), `scheduled_timestamp` (Unix seconds, float) and `timezone`.
+Variables: see emitter.triggers.kinds.schedule (e.g. `scheduled_time` is
+"2026-01-05T09:00:00+01:00").
 A dispatch error is reported and that slot is skipped (a schedule does not replay old slots).
 """
 
@@ -25,6 +25,7 @@ from croniter import croniter
 
 from emitter.rules.model import Rule, ScheduleTrigger
 from emitter.triggers.base import Dispatch, Firing, OnError, RunnerBase
+from emitter.triggers.kinds.schedule import slot_variables
 
 _MAX_WAIT = 30.0  # re-read the clock at least this often (clock jumps, suspend)
 
@@ -48,12 +49,7 @@ class _Schedule:
         return float(nxt.timestamp())
 
     def variables(self, slot: float) -> dict[str, Any]:
-        when = datetime.fromtimestamp(slot, self.tz)
-        return {
-            "scheduled_time": when.isoformat(),
-            "scheduled_timestamp": slot,
-            "timezone": self.tz_name,
-        }
+        return slot_variables(slot, self.tz_name)
 
 
 class ScheduleRunner(RunnerBase):
@@ -113,8 +109,3 @@ class ScheduleRunner(RunnerBase):
             wait = _MAX_WAIT if nxt is None else min(max(nxt - self._clock(), 0.0), _MAX_WAIT)
             self._stop.wait(wait)
 
-
-def make_runner(
-    rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, store: object, **_: object
-) -> ScheduleRunner:
-    return ScheduleRunner(rules, dispatch, on_error)

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 from emitter.rules.model import Rule, StdinTrigger
 from emitter.triggers.base import Backoff, Dispatch, Firing, OnError, RunnerBase
+from emitter.triggers.kinds.stdin import line_variables
 
 MAX_LINE = 1 << 20
 
@@ -87,7 +88,8 @@ class StdinRunner(RunnerBase):
     def _deliver(self, payload: dict[str, Any]) -> None:
         backoff = Backoff()
         at = time.time()
-        firings = [Firing(rid, "stdin", {"payload": payload}, at) for rid in self.rule_ids]
+        variables = line_variables(payload)
+        firings = [Firing(rid, "stdin", variables, at) for rid in self.rule_ids]
         while firings and not self._stop.is_set():
             try:
                 self._dispatch(firings)
@@ -97,8 +99,3 @@ class StdinRunner(RunnerBase):
                 self.report(None, f"stdin line {self.lines_read}: not accepted, retrying: {exc}")
                 self._stop.wait(backoff.failed())
 
-
-def make_runner(
-    rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, store: object, **_: object
-) -> StdinRunner:
-    return StdinRunner(rules, dispatch, on_error)

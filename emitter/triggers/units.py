@@ -9,32 +9,33 @@ throttle windows) lives in the state store and carries over.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, BinaryIO, cast
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from emitter.state.store import StateStore
+from emitter.rules.model import Rule
 from emitter.triggers.base import Dispatch, OnError, TriggerHealth, TriggerRunner
+from emitter.triggers.registry import TRIGGER_TYPES
+from emitter.triggers.spec import RunnerOptions
 from emitter.triggers.stdinlines import LineHandle, StdinLines
+
+if TYPE_CHECKING:
+    from emitter.state.store import StateStore
 
 UnitKey = tuple[str, str]
 RunnerFactory = Callable[[str, Sequence[Any], Dispatch, OnError], TriggerRunner]
 
 
-def unit_key(rule_type: str, rule_id: str, trigger: Any) -> UnitKey | None:
-    if rule_type in ("schedule", "command"):
-        return (rule_type, rule_id)
-    if rule_type == "file":
-        return ("file", str(trigger.path))
-    if rule_type in ("webhook", "stdin"):
-        return (rule_type, "")
-    return None  # manual: fired by `emitter fire`/`exec`, nothing to run
+def unit_key(rule: Rule) -> UnitKey | None:
+    """(trigger type, unit) as the rule's trigger declaration groups it; None: no runner."""
+    decl = TRIGGER_TYPES[rule.trigger.type]
+    return None if decl.runner is None else (decl.name, decl.unit(rule))
 
 
-def group_units(rules: Iterable[Any], *, stdin: bool) -> dict[UnitKey, tuple[Any, ...]]:
+def group_units(rules: Iterable[Rule], *, stdin: bool) -> dict[UnitKey, tuple[Rule, ...]]:
     """Rules by unit, in rule order; stdin rules only when `--stdin` was given."""
-    units: dict[UnitKey, list[Any]] = {}
+    units: dict[UnitKey, list[Rule]] = {}
     for rule in rules:
-        key = unit_key(rule.trigger.type, rule.id, rule.trigger)
+        key = unit_key(rule)
         if key is None or (key[0] == "stdin" and not stdin):
             continue
         units.setdefault(key, []).append(rule)
@@ -42,35 +43,27 @@ def group_units(rules: Iterable[Any], *, stdin: bool) -> dict[UnitKey, tuple[Any
 
 
 def make_runner(
-    kind: str, rules: Sequence[Any], dispatch: Dispatch, on_error: OnError, *,
-    store: StateStore, listen: str | None, environ: Mapping[str, str],
-    metrics: Callable[[], str] | None, stdin: StdinLines | None,
+    kind: str, rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, *,
+    store: StateStore, listen: str | None = None, environ: Mapping[str, str] | None = None,
+    metrics: Callable[[], str] | None = None, stdin: StdinLines | None = None,
+    secret_names: Collection[str] = (),
 ) -> TriggerRunner:
-    """The runner for one unit of trigger type `kind`."""
-    if kind == "file":
-        from emitter.triggers.filetail import FileTailRunner
+    """The runner for one unit of trigger type `kind`, built by its declaration."""
+    factory = TRIGGER_TYPES[kind].runner if kind in TRIGGER_TYPES else None
+    if factory is None:
+        raise ValueError(f"no runner for trigger type {kind!r}")
+    options = RunnerOptions(listen=listen, environ=environ, metrics=metrics, stdin=stdin,
+                            secret_names=secret_names)
+    return factory(rules, dispatch, on_error, store, options)
 
-        return FileTailRunner(rules, dispatch, on_error, store)
-    if kind == "schedule":
-        from emitter.triggers.schedule import ScheduleRunner
 
-        return ScheduleRunner(rules, dispatch, on_error)
-    if kind == "command":
-        from emitter.triggers.command import CommandRunner
+def stdin_unit(rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError,
+               source: StdinLines | None) -> StdinUnit:
+    from emitter.triggers.stdin import StdinRunner
 
-        return CommandRunner(rules, dispatch, on_error, store)
-    if kind == "webhook":
-        from emitter.triggers.webhook import WebhookServer
-
-        return WebhookServer(rules, dispatch, on_error, listen=listen, environ=environ,
-                             metrics=metrics)
-    if kind == "stdin":
-        from emitter.triggers.stdin import StdinRunner
-
-        handle = (stdin or StdinLines()).handle()
-        runner = StdinRunner(rules, dispatch, on_error, stream=cast(BinaryIO, handle))
-        return StdinUnit(runner, handle)
-    raise ValueError(f"no runner for trigger type {kind!r}")
+    handle = (source or StdinLines()).handle()
+    runner = StdinRunner(rules, dispatch, on_error, stream=cast(BinaryIO, handle))
+    return StdinUnit(runner, handle)
 
 
 class StdinUnit:

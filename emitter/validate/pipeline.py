@@ -5,8 +5,9 @@ What validate assumes when it renders (so a rule can be checked without its trig
 - params take their `example`, then every combination of `enum` values (at most 64 sets per
   rule); a param with neither example, default nor enum makes the rule unrenderable
   (a warning, the rule's templates are still compiled);
-- variables a trigger provides get sample values (emitter.rules.params.trigger_variables: a file
-  line is "example", a webhook payload is {}, a command exited 0 with empty output...);
+- variables a trigger provides get the sample values its declaration gives
+  (emitter.triggers.kinds: a file line is "example", a webhook payload is {}, a command
+  exited 0 with empty output...);
   a param's example with the same name overrides the sample;
 - `now` is the time of the run, `hostname` is "validate.example" and `env` holds the
   variables the rule names, from the environment validate runs in.
@@ -30,12 +31,14 @@ from typing import Any
 
 from emitter.events.check import check_event
 from emitter.problems import Problem, Severity
+from emitter.redaction import Redactor, exposed_by
 from emitter.rules.loader import load_rules
 from emitter.rules.model import Rule
-from emitter.rules.params import example_variable_sets, trigger_variables
+from emitter.rules.params import example_variable_sets
 from emitter.settings import unified_tags
 from emitter.templates.compiler import CompiledRule, compile_rules
 from emitter.templates.render import RenderContext, render
+from emitter.triggers.registry import sample_variables
 from emitter.validate.lint import lint_rules, ruleset_problems
 
 EXAMPLE_SETS_PER_RULE = 64
@@ -67,7 +70,7 @@ def _render_examples(compiled: CompiledRule, ctx: RenderContext,
     rule = compiled.rule
     sets, found = example_variable_sets(rule, EXAMPLE_SETS_PER_RULE)
     problems.extend(found)
-    samples = trigger_variables(rule, ctx.now)
+    samples = sample_variables(rule, ctx.now)
     events: list[dict[str, Any]] = []
     for variables in sets:
         outcome = render(compiled, {**samples, **variables}, ctx)
@@ -213,6 +216,7 @@ def validate_paths(
         problems.extend(p for result in results for p in getattr(result, stage))
     problems.extend(ruleset_problems(rules, tested, disabled=disabled_checks))
     unique = sorted(dict.fromkeys(problems), key=_place)  # example sets repeat problems
+    unique = Redactor.of(environ, exposed_by(rules)).problems(unique)  # before any output
     return ValidationReport(
         problems=tuple(_strictly(unique) if strict else unique),
         files=loaded.files,

@@ -1,0 +1,42 @@
+"""The environment a child process gets (command triggers, `emitter exec`): emitter's own
+environment without its credentials, unless the rule asks for a variable by name.
+
+Removed: the Datadog keys (`DATADOG_CREDENTIALS`), every variable a rule names as a webhook
+secret (`token_env`, `hmac_secret_env`), and any name that looks like a credential: ending
+in `_KEY`, `_TOKEN` or `_SECRET`, or holding `PASSWORD`/`PASSWD` (`looks_secret`).
+A name in `keep` (a rule's `env:` list) is passed on even so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+
+from emitter.rules.model import Rule, WebhookTrigger
+
+DATADOG_CREDENTIALS = frozenset({
+    "DD_API_KEY", "DD_APP_KEY", "DD_APPLICATION_KEY", "DATADOG_API_KEY", "DATADOG_APP_KEY",
+})
+_SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET)$|PASSWORD|PASSWD|^(KEY|TOKEN|SECRET)$",
+                          re.IGNORECASE)
+
+
+def looks_secret(name: str) -> bool:
+    return name.upper() in DATADOG_CREDENTIALS or bool(_SECRET_NAME.search(name))
+
+
+def secret_names(rules: Iterable[Rule]) -> frozenset[str]:
+    """Every environment variable the rules name as a webhook secret."""
+    names: set[str] = set()
+    for rule in rules:
+        trigger = rule.trigger
+        if isinstance(trigger, WebhookTrigger):
+            names.update(n for n in (trigger.token_env, trigger.hmac_secret_env) if n)
+    return frozenset(names)
+
+
+def child_environ(environ: Mapping[str, str], *, keep: Collection[str] = (),
+                  secrets: Collection[str] = ()) -> dict[str, str]:
+    """`environ` without credentials (see the module doc); names in `keep` stay."""
+    return {name: value for name, value in environ.items()
+            if name in keep or not (name in secrets or looks_secret(name))}

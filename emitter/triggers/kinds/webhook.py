@@ -1,0 +1,110 @@
+"""The `webhook` trigger's declaration: an authenticated JSON POST, its variables, and the
+one table of credentials a sender may send, removed before templates see a request.
+
+A header or query parameter is a credential when its lower-cased name is in
+`CREDENTIAL_NAMES`, when one of its words (split at '-', '_' and '.') is in
+`CREDENTIAL_WORDS`, or when it contains one of `CREDENTIAL_PARTS` (camelCase `apiKey`,
+`accessToken`). The rule's own `signature_header` is always removed too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from emitter.firing import Dispatch, Firing, OnError
+from emitter.problems import Problem
+from emitter.rules.model import Rule, Trigger, WebhookTrigger
+from emitter.triggers.spec import FeedState, RunnerOptions, TriggerType, Variable
+
+CREDENTIAL_NAMES = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-emitter-token",
+    "x-api-key", "x-gitlab-token", "x-hub-signature", "x-hub-signature-256",
+    "x-gitea-signature", "x-gogs-signature", "x-slack-signature", "x-twilio-signature",
+    "x-shopify-hmac-sha256", "stripe-signature", "x-line-signature", "dd-api-key",
+    "dd-application-key", "x-amz-security-token", "key", "sig",
+})
+CREDENTIAL_WORDS = frozenset({
+    "auth", "authorization", "bearer", "cookie", "credential", "credentials", "hmac", "jwt",
+    "key", "pass", "passwd", "password", "pwd", "secret", "session", "sessionid", "sig",
+    "signature", "token",
+})
+CREDENTIAL_PARTS = ("apikey", "token", "secret", "passw", "signature", "credential")
+_WORDS = re.compile(r"[-_.]+")
+
+
+def is_credential(name: str) -> bool:
+    """Whether a header or query parameter named `name` may carry a credential."""
+    lowered = name.lower()
+    if lowered in CREDENTIAL_NAMES or any(part in lowered for part in CREDENTIAL_PARTS):
+        return True
+    return any(word in CREDENTIAL_WORDS for word in _WORDS.split(lowered))
+
+
+def request_variables(payload: Any, headers: Mapping[str, str], query: Mapping[str, str],
+                      path: str, signature_headers: Collection[str] = ()) -> dict[str, Any]:
+    """What one accepted request gives templates: header names lower-cased, every credential
+    header and query parameter (and the rules' signature headers) removed."""
+    hidden = {h.lower() for h in signature_headers}
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return {
+        "payload": payload,
+        "headers": {k: v for k, v in lowered.items() if k not in hidden and not is_credential(k)},
+        "query": {k: v for k, v in query.items() if not is_credential(k)},
+        "path": path,
+        "method": "POST",
+    }
+
+
+def _path(trigger: Trigger, now: object) -> str:
+    assert isinstance(trigger, WebhookTrigger)
+    return trigger.path
+
+
+def _runner(rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, store: Any,
+            options: RunnerOptions) -> Any:
+    from emitter.triggers.webhook import WebhookServer
+
+    return WebhookServer(rules, dispatch, on_error, listen=options.listen,
+                         environ=options.environ, metrics=options.metrics)
+
+
+def _feed(rule: Rule, given: Any, at: float, state: FeedState) -> list[Firing]:
+    """`given` has `body` (JSON value, or text to parse), `headers` and `query` mappings."""
+    trigger = rule.trigger
+    assert isinstance(trigger, WebhookTrigger)
+    body = given.body
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            state.problems.append(Problem(
+                f"malformed JSON: {reason} (the webhook answers 400 and fires nothing)",
+                rule_id=rule.id, check="webhook"))
+            return []
+    variables = request_variables(body, given.headers, given.query, trigger.path,
+                                  (trigger.signature_header,))
+    return [Firing(rule.id, "webhook", variables, at)]
+
+
+WEBHOOK = TriggerType(
+    name="webhook",
+    fired_by="Fired by an HTTP POST to the daemon at `path`.",
+    options="`path`, `token_env` and/or `hmac_secret_env`, `signature_header`",
+    variables=(
+        Variable("payload", "JSON", "the parsed JSON body", lambda t, now: {}),
+        Variable("headers", "object",
+                 "header names lower-cased; credentials and signatures removed",
+                 lambda t, now: {}),
+        Variable("query", "object",
+                 "each query parameter's first value; credentials removed", lambda t, now: {}),
+        Variable("path", "string", "the request's URL path", _path),
+        Variable("method", "string", 'always "POST"', "POST"),
+    ),
+    test_input="webhook",
+    runner=_runner,
+    feed=_feed,
+)
