@@ -32,7 +32,7 @@ class Script:
         self.clock = clock
         self.calls: list[float] = []
 
-    def send(self, event: Encoded) -> DeliveryResult:
+    def send(self, event: Encoded, *, budget: float | None = None) -> DeliveryResult:
         self.calls.append(self.clock.now)
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 

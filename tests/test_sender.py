@@ -255,7 +255,7 @@ class _Flaky:
     def __init__(self) -> None:
         self.calls = 0
 
-    def send(self, event: Encoded) -> object:
+    def send(self, event: Encoded, *, budget: float | None = None) -> object:
         from emitter.sinks.base import DeliveryResult
 
         self.calls += 1

@@ -65,16 +65,21 @@ def deliver(
 
     Returns the first DELIVERED or REJECTED result, or the last RETRY result once
     `max_attempts` are used or the next wait would pass `deadline` (its `detail` then says
-    why it gave up). The total time is at most `deadline` plus one attempt's own timeout.
+    why it gave up). `deadline` bounds all attempts together, the one in flight included:
+    each attempt gets at most what is left of it as its budget (`Sink.send(budget=...)`).
     """
     rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
     started = clock()
     attempt = 0
     while True:
         attempt += 1
-        result = sink.send(event)
+        left = policy.deadline - (clock() - started)
+        result = sink.send(event, budget=max(left, 0.001))
         if result.outcome is not Outcome.RETRY:
             return result
+        if clock() - started >= policy.deadline:
+            return _gave_up(result, f"gave up after {attempt} attempt(s): the "
+                                    f"{policy.deadline:g}s deadline passed")
         if attempt >= policy.max_attempts:
             return _gave_up(result, f"gave up after {attempt} attempts")
         delay = policy.delay_for(result, attempt, rng)

@@ -30,9 +30,10 @@ class DeliveryResult:
 class Sink(Protocol):
     name: str
 
-    def send(self, event: Encoded) -> DeliveryResult:
+    def send(self, event: Encoded, *, budget: float | None = None) -> DeliveryResult:
         """Make exactly one attempt to deliver `event` (a checked event's wire bytes, sent
-        unchanged by every sink that sends JSON)."""
+        unchanged by every sink that sends JSON), taking at most `budget` seconds when
+        given (a local sink, which cannot block for long, may ignore it)."""
         ...
 
     def close(self) -> None: ...

@@ -121,6 +121,9 @@ class DatadogSink:
         self._timeouts = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         self._session = session if session is not None else open_session(settings.base_url)
         self._failures = _failures()
+        from emitter.sinks import transport
+
+        self._lean = isinstance(self._session, transport.KeepAliveSession)
         self._headers = {
             "DD-API-KEY": self._secret,
             "Content-Type": "application/json",
@@ -134,31 +137,40 @@ class DatadogSink:
     def close(self) -> None:
         self._session.close()
 
-    def send(self, event: Encoded) -> DeliveryResult:
+    def send(self, event: Encoded, *, budget: float | None = None) -> DeliveryResult:
         """Exactly one attempt, posting `event.body` as is; never raises for network trouble
-        (that is a RETRY result)."""
+        (that is a RETRY result). `budget` bounds the whole attempt (the lean transport
+        enforces it over the answer's body too; behind a proxy it caps each wait)."""
+        timeouts = self._timeouts
+        extra: dict[str, Any] = {}
+        if budget is not None:
+            budget = max(budget, 0.001)
+            timeouts = (min(timeouts[0], budget), min(timeouts[1], budget))
+            if self._lean:
+                extra["budget"] = budget
         try:
             response: _Answer = self._session.post(
                 self._url,
                 data=event.body,
                 headers=self._headers,
-                timeout=self._timeout,
+                timeout=timeouts if budget is not None else self._timeout,
                 allow_redirects=False,  # a redirect would carry the key to another host
                 stream=True,  # read a bounded amount of the answer ourselves
+                **extra,
             )
             try:
                 body = _read_bounded(response)
             finally:
                 response.close()
         except self._failures.any as exc:
-            return self._transient(self._network_reason(exc))
+            return self._transient(self._network_reason(exc, timeouts))
         return self._classify(response.status_code, response.headers, body)
 
-    def _network_reason(self, exc: BaseException) -> str:
+    def _network_reason(self, exc: BaseException, timeouts: tuple[float, float]) -> str:
         if isinstance(exc, self._failures.connect_timeout):
-            return f"could not connect within {self._timeouts[0]:g}s"
+            return f"could not connect within {timeouts[0]:g}s"
         if isinstance(exc, self._failures.timeout):
-            return f"no answer within {self._timeouts[1]:g}s"
+            return f"no answer within {timeouts[1]:g}s"
         return f"connection failed: {self._reason(exc)}"
 
     # ---- classification -----------------------------------------------------------------

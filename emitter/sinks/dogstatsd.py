@@ -112,7 +112,7 @@ class DogStatsdSink:
             self._sock = sock
         return self._sock
 
-    def send(self, event: Encoded) -> DeliveryResult:
+    def send(self, event: Encoded, *, budget: float | None = None) -> DeliveryResult:
         """The datagram is built from `event.event`, the one decoded form of the body."""
         try:
             datagram = format_event(event.event)

@@ -35,7 +35,7 @@ class FileSink:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         return self._fd
 
-    def send(self, event: Encoded) -> DeliveryResult:
+    def send(self, event: Encoded, *, budget: float | None = None) -> DeliveryResult:
         return self.send_many([event])[0]
 
     def send_many(self, events: Sequence[Encoded]) -> list[DeliveryResult]:

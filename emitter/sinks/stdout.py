@@ -19,7 +19,7 @@ class StdoutSink:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    def send(self, event: Encoded) -> DeliveryResult:
+    def send(self, event: Encoded, *, budget: float | None = None) -> DeliveryResult:
         stream = self._stream or sys.stdout  # looked up late so pytest's capture sees it
         stream.write(event.body.decode("utf-8") + "\n")
         stream.flush()

@@ -23,12 +23,15 @@ classifies both families the same way (tests/test_transport.py checks it).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import select
 import socket
 import ssl
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from email.message import Message
 from urllib.parse import urlsplit
@@ -60,11 +63,32 @@ class ProtocolError(TransportError):
     """The open connection broke, or the answer was not HTTP."""
 
 
+class _Budget:
+    """A bound on one whole exchange (connect, send, headers, body): when it runs out the
+    socket is shut down, so a blocked read returns at once however the server trickles."""
+
+    def __init__(self, seconds: float, sock: socket.socket) -> None:
+        self.expired = False
+        self._sock = sock
+        self._timer = threading.Timer(max(0.0, seconds), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.expired = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 class Answer:
     """The parts of `requests.Response` DatadogSink reads."""
 
-    def __init__(self, response: http.client.HTTPResponse, owner: KeepAliveSession) -> None:
-        self._response, self._owner = response, owner
+    def __init__(self, response: http.client.HTTPResponse, owner: KeepAliveSession,
+                 budget: _Budget | None = None) -> None:
+        self._response, self._owner, self._budget = response, owner, budget
         self.status_code = response.status
         self.headers: Message = response.headers
 
@@ -77,13 +101,23 @@ class Answer:
             raise ReadTimeout(exc) from exc
         except (OSError, http.client.HTTPException) as exc:
             self._owner.drop()
-            raise ProtocolError(exc) from exc
+            raise _broken(exc, self._budget) from exc
+        if self._budget is not None and self._budget.expired:  # cut short: not the answer
+            self._owner.drop()
+            raise ReadTimeout(TimeoutError("the time budget ran out"))
 
     def close(self) -> None:
+        if self._budget is not None:
+            self._budget.cancel()
         # Unread bytes would be taken for the next answer on this connection: start afresh.
         if not self._response.isclosed() or self._response.will_close:
             self._owner.drop()
         self._response.close()
+
+
+def _broken(exc: BaseException, budget: _Budget | None) -> TransportError:
+    """A broken exchange: a ReadTimeout when our own budget shut the socket."""
+    return ReadTimeout(exc) if budget is not None and budget.expired else ProtocolError(exc)
 
 
 class KeepAliveSession:
@@ -145,24 +179,37 @@ class KeepAliveSession:
         data: bytes,
         headers: Mapping[str, str],
         timeout: Timeout,
+        budget: float | None = None,
         allow_redirects: bool = False,
         stream: bool = True,
     ) -> Answer:
+        """One request. `timeout` bounds each wait, as in requests; `budget` (seconds), when
+        given, bounds the whole exchange, the answer's body included (`emitter fire
+        --deadline`): past it the read fails with ReadTimeout."""
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout,) * 2
+        started = time.monotonic()
+        if budget is not None:
+            connect_timeout, read_timeout = min(connect_timeout, budget), min(read_timeout, budget)
         request = _request(urlsplit(url).path or "/", self._host_header, headers, data)
         sock = self._socket(connect_timeout)
         sock.settimeout(read_timeout)
+        guard = None if budget is None else _Budget(budget - (time.monotonic() - started), sock)
         try:
             sock.sendall(request)
             response = http.client.HTTPResponse(sock, method="POST")
             response.begin()
         except TimeoutError as exc:
-            self.drop()
+            self._abandon(guard)
             raise ReadTimeout(exc) from exc
         except (OSError, http.client.HTTPException) as exc:
-            self.drop()
-            raise ProtocolError(exc) from exc
-        return Answer(response, self)
+            self._abandon(guard)
+            raise _broken(exc, guard) from exc
+        return Answer(response, self, guard)
+
+    def _abandon(self, guard: _Budget | None) -> None:
+        if guard is not None:
+            guard.cancel()
+        self.drop()
 
     def drop(self) -> None:
         if self._sock is not None:
