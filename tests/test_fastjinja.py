@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jinja2 import Undefined, meta
+from jinja2 import StrictUndefined, Undefined, meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from emitter.problems import Location
 from emitter.rules.model import Tmpl
+from emitter.templates import fastjinja
 from emitter.templates.compiler import (
     BASE_SCOPE,
     ENV,
@@ -38,7 +40,7 @@ UNARY = ["({}) | lower", "({}) | upper", "({}) | default('dflt')", "({}) | defau
 BINARY = ["({}) == ({})", "({}) != ({})", "({}) < ({})", "({}) >= ({})", "({}) in ({})",
           "({}) not in ({})", "({}) and ({})", "({}) or ({})", "({}) ~ ({})", "({}) + ({})",
           "({}) - ({})", "({}) % ({})", "({}) / ({})", "({}) // ({})", "[{}, {}]",
-          "({}, {})", "({}) | default({})", "({}) < ({}) <= 3"]
+          "({}, {})", "({}) | default({})", "({}) < ({}) <= 3", "({}) * ({})", "({}) ** ({})"]
 
 
 def _expressions() -> st.SearchStrategy[str]:
@@ -97,9 +99,9 @@ def test_every_construct_of_the_grammar_is_evaluated_not_compiled(form: str) -> 
 
 
 @pytest.mark.parametrize("text", [
-    "{{ lst | map('string') | join(',') }}", "{{ s * 2 }}", "{{ range(n) | list }}",
+    "{{ lst | map('string') | join(',') }}", "{{ range(n) | list }}",
     "{% for i in lst %}{{ i }}{% endfor %}", "{{ s if t }}", "{{ lst[1:] }}",
-    "{{ d.items() }}", "{{ self }}", "{{ lst | join }}", "{{ n ** 2 }}"])
+    "{{ d.items() }}", "{{ self }}", "{{ lst | join }}"])
 def test_what_the_evaluated_form_leaves_to_jinja_still_renders(text: str) -> None:
     compiled = compile_template(Tmpl(text, HERE))
     assert type(compiled) is JinjaTemplate
@@ -120,3 +122,33 @@ def test_names_are_what_jinja_meta_finds_even_where_constants_fold(expr: str) ->
     expected = meta.find_undeclared_variables(ENV.parse("{{ " + expr + " }}"))
     assert names_in(compile_expression(Tmpl(expr, HERE))) == expected
     assert names_in(compile_template(Tmpl("{{ " + expr + " }}", HERE))) == expected
+
+
+class _Counting(ImmutableSandboxedEnvironment):
+    """A sandbox intercepting `+` and unary `-` too: the evaluator must route them through it."""
+
+    intercepted_binops = frozenset({"+", "*"})
+    intercepted_unops = frozenset({"-"})
+
+    def __init__(self) -> None:
+        super().__init__(undefined=StrictUndefined)
+        self.seen: list[str] = []
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        self.seen.append(operator)
+        return super().call_binop(context, operator, left, right)
+
+    def call_unop(self, context: Any, operator: str, arg: Any) -> Any:
+        self.seen.append("unary" + operator)
+        return super().call_unop(context, operator, arg)
+
+
+@pytest.mark.parametrize("expr", ["n + 1", "-n", "n * 2 - 1", "n - -n + n // 2"])
+def test_the_operators_the_sandbox_intercepts_come_from_the_environment(expr: str) -> None:
+    env, jinja_env = _Counting(), _Counting()
+    built = fastjinja.expression(jinja_env.parse("{{ " + expr + " }}").body[0].nodes[0], env)
+    assert built is not None
+    evaluate, _ = built
+    expected = jinja_env.compile_expression(expr)(n=3)
+    assert evaluate({"n": 3}) == expected
+    assert env.seen == jinja_env.seen and env.seen  # the same hooks, in the same order

@@ -7,11 +7,14 @@ more than the template is ever worth, so a tree of such nodes becomes a tree of 
 that perform exactly the operations Jinja's generated code performs: names looked up in the
 context (an undefined name becomes the environment's `undefined`), attributes and items through
 the sandbox's `getattr`/`getitem`, filters and tests called as the code generator calls them,
-Python's own comparison, boolean, arithmetic and conditional operators, `str()` of each output.
+arithmetic as the code generator writes it for this environment (an operator the sandbox
+intercepts, `env.intercepted_binops`/`intercepted_unops`, through `env.call_binop`/`call_unop`;
+any other from `env.binop_table`/`unop_table`), Python's own comparison, boolean and conditional
+operators, `str()` of each output.
 
-Anything else (statements, calls, slices, `*` and `**` which the sandbox bounds, filters that
-take the context, names with special meaning) is left to Jinja: `template_pieces` and
-`expression` return None for it. tests/test_fastjinja.py checks the results against Jinja's.
+Anything else (statements, calls, slices, filters that take the context, names with special
+meaning) is left to Jinja: `template_pieces` and `expression` return None for it.
+tests/test_fastjinja.py checks the results against Jinja's.
 """
 
 from __future__ import annotations
@@ -39,14 +42,6 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gteq": operator.ge,
     "lt": operator.lt, "lteq": operator.le,
     "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
-}
-# Not `*` or `**`: the sandbox intercepts those to bound their result (templates.py).
-_BINARY: dict[type[nodes.BinExpr], Callable[[Any, Any], Any]] = {
-    nodes.Add: operator.add, nodes.Sub: operator.sub, nodes.Div: operator.truediv,
-    nodes.FloorDiv: operator.floordiv, nodes.Mod: operator.mod,
-}
-_UNARY: dict[type[nodes.UnaryExpr], Callable[[Any], Any]] = {
-    nodes.Neg: operator.neg, nodes.Pos: operator.pos, nodes.Not: operator.not_,
 }
 
 
@@ -134,15 +129,14 @@ class _Builder:
             with contextlib.suppress(nodes.Impossible):
                 node = nodes.Const.from_untrusted(node.as_const(self.eval_ctx))
         method = getattr(self, "_" + type(node).__name__, None)
-        if method is None:
-            binary, unary = _BINARY.get(type(node)), _UNARY.get(type(node))  # type: ignore[arg-type]
-            if binary is not None:
-                return self._binary(node, binary)  # type: ignore[arg-type]
-            if unary is not None:
-                return self._unary(node, unary)  # type: ignore[arg-type]
-            raise _Unsupported
-        result: Evaluator = method(node)
-        return result
+        if method is not None:
+            result: Evaluator = method(node)
+            return result
+        if isinstance(node, nodes.BinExpr):
+            return self._binary(node)
+        if isinstance(node, nodes.UnaryExpr):
+            return self._unary(node)
+        raise _Unsupported
 
     def _all(self, items: Iterable[nodes.Node]) -> tuple[Evaluator, ...]:
         return tuple(self.build(item) for item in items)
@@ -254,10 +248,31 @@ class _Builder:
         # Jinja's str_join: every part is evaluated before any is turned into text.
         return lambda scope: "".join(map(str, [part(scope) for part in parts]))
 
-    def _binary(self, node: nodes.BinExpr, op: Callable[[Any, Any], Any]) -> Evaluator:
+    def _binary(self, node: nodes.BinExpr) -> Evaluator:
+        """As jinja2.compiler writes a binary operator: through the sandbox's `call_binop`
+        when the environment intercepts it, else the plain operator."""
+        symbol, env = node.operator, self.env
         left, right = self.build(node.left), self.build(node.right)
+        if symbol in getattr(env, "intercepted_binops", ()):
+            call = getattr(env, "call_binop")  # noqa: B009 - a sandbox's method
+            return lambda scope: call(None, symbol, left(scope), right(scope))
+        table = getattr(env, "binop_table", {})  # only a sandbox has one: else left to Jinja
+        if symbol not in table:
+            raise _Unsupported
+        op = table[symbol]
         return lambda scope: op(left(scope), right(scope))
 
-    def _unary(self, node: nodes.UnaryExpr, op: Callable[[Any], Any]) -> Evaluator:
-        inner = self.build(node.node)
+    def _unary(self, node: nodes.UnaryExpr) -> Evaluator:
+        symbol, env, inner = node.operator, self.env, self.build(node.node)
+        if symbol in getattr(env, "intercepted_unops", ()):
+            call = getattr(env, "call_unop")  # noqa: B009 - a sandbox's method
+            return lambda scope: call(None, symbol, inner(scope))
+        table = getattr(env, "unop_table", {})
+        if symbol not in table:
+            raise _Unsupported
+        op = table[symbol]
         return lambda scope: op(inner(scope))
+
+    def _Not(self, node: nodes.Not) -> Evaluator:
+        inner = self.build(node.node)  # Jinja writes Python's `not`: never intercepted
+        return lambda scope: not inner(scope)
