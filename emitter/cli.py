@@ -35,7 +35,7 @@ COMMANDS: tuple[str, ...] = (
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_safe(message)}\n")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -55,6 +55,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _safe(message: str) -> str:
+    """`message` with credential values and long quotes masked (emitter.redaction)."""
+    from emitter.redaction import Redactor
+
+    return Redactor.of(os.environ).text(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)
@@ -63,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
         return code
     except EmitterError as exc:
-        print(f"emitter: error: {exc}", file=sys.stderr)
+        print(f"emitter: error: {_safe(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("emitter: interrupted", file=sys.stderr)
@@ -78,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         else:
             print(
-                f"emitter: internal error: {type(err).__name__}: {err}\n"
+                f"emitter: internal error: {type(err).__name__}: {_safe(str(err))}\n"
                 "This is a bug in emitter; run again with EMITTER_DEBUG=1 for the traceback.",
                 file=sys.stderr,
             )

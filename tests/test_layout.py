@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emitter"
 # is on top.
 RANK: dict[str, int] = {
     "emitter": 0, "errors": 0, "problems": 0, "schemas": 0, "settings": 0, "firing": 0,
+    "redaction": 0, "backoff": 0, "counters": 0,
     "schemaverdict": 0,
     "rules": 1, "state": 1,
     "templates": 2, "events": 2,
@@ -29,7 +30,8 @@ RANK: dict[str, int] = {
     "cli": 8, "__main__": 9,
 }
 CORE = ("rules", "templates", "events", "triggers", "state", "delivery", "sinks", "daemon",
-        "validate", "firing", "errors", "problems", "settings", "schemas", "schemaverdict")
+        "validate", "firing", "errors", "problems", "settings", "schemas", "schemaverdict",
+        "redaction", "counters")
 
 # Imports against the order that another change is removing; the lead empties this list.
 # (importing module, imported module)

@@ -1,5 +1,6 @@
 """What the commands that render one rule share (render, fire): `--var` and `--vars-file`
-values, finding and compiling the rule asked for, and printing problems to stderr.
+values, finding and compiling the rule asked for, and printing problems to stderr (through
+emitter.redaction, so no environment value a rule reads is ever printed).
 
 Imports stay light (the core is imported inside the functions): `emitter fire` start-up
 time is measured.
@@ -8,6 +9,7 @@ time is measured.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
     from emitter.templates.compiler import CompiledRule
 
 MAX_VARS_FILE = 1024 * 1024
+# Variables the rule files this process loaded read (env:, webhook secrets): their values are
+# masked in every problem shown. A command loads one set of rule files, once.
+_exposed: set[str] = set()
 
 
 def add_rule_arguments(parser: Any, verb: str, var_help: str) -> None:
@@ -73,10 +78,15 @@ def unknown_rule(wanted: str, known: Sequence[str]) -> str:
 
 
 def show_problems(problems: Sequence[Problem], *, quiet: bool = False) -> None:
-    """Each problem on its own stderr line (`file:line:col: ...`), unless `quiet`."""
-    if not quiet:
-        for problem in problems:
-            print(problem.format_text(), file=sys.stderr)
+    """Each problem on its own stderr line (`file:line:col: ...`), unless `quiet`; the values
+    of the variables the loaded rules read, and of credentials, are masked."""
+    if quiet:
+        return
+    from emitter.redaction import Redactor
+
+    redactor = Redactor.of(os.environ, _exposed)
+    for problem in redactor.problems(problems):
+        print(problem.format_text(), file=sys.stderr)
 
 
 def report_invalid(problems: Sequence[Problem], outcome: str = "") -> None:
@@ -92,10 +102,12 @@ def compile_named_rule(paths: Sequence[str],
     """Load every rule file under `paths` and compile rule `rule_id`: (the rule, the load's
     warnings), or (None, the problems) when any file loaded has an error (as `validate`
     would say) or the rule's templates do not compile. UsageError for an unknown id."""
+    from emitter.redaction import exposed_by
     from emitter.rules.loader import load_rules
     from emitter.templates.compiler import compile_rule
 
     loaded = load_rules(paths)
+    _exposed.update(exposed_by(loaded.rules))
     if not loaded.ok:
         return None, loaded.problems
     rule = loaded.rule(rule_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from emitter.validate.checks import (
     constant_when,
+    credential_env,
     field_length,
     source_type_name,
     tag_format,
@@ -19,7 +20,7 @@ from emitter.validate.checks import (
 from emitter.validate.checks.base import LintCheck
 
 _MODULES = (tag_format, source_type_name, field_length, constant_when, unused_param,
-            untested_rule)
+            credential_env, untested_rule)
 
 CHECKS: dict[str, LintCheck] = {module.CHECK.id: module.CHECK for module in _MODULES}
 
