@@ -1,5 +1,5 @@
-"""The one retry policy: which outcomes are retried, how long to wait (exponential back-off with
-full jitter, or what a 429 asked for), and the bounds (attempts and total time).
+"""The one retry policy: which outcomes are retried, how long to wait (the one back-off policy
+of emitter.backoff, or what a 429 asked for), and the bounds (attempts and total time).
 
 `RetryPolicy.backoff` and `RetryPolicy.delay_for` are pure (randomness comes in as an argument)
 so the outbox sender reuses them; `deliver` is the synchronous loop `emitter fire` uses.
@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from emitter.backoff import BackoffPolicy
 from emitter.events.encode import Encoded
 from emitter.sinks.base import DeliveryResult, Outcome, Sink
 
@@ -34,10 +35,14 @@ class RetryPolicy:
         if self.base <= 0 or self.cap < self.base or self.deadline < 0:
             raise ValueError("need 0 < base <= cap and deadline >= 0")
 
+    @property
+    def pacing(self) -> BackoffPolicy:
+        return BackoffPolicy(self.base, self.cap)
+
     def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
-        ceiling = min(self.cap, self.base * 2.0 ** min(max(attempt - 1, 0), 62))
-        return rng.uniform(0.0, ceiling)
+        """The one back-off policy (emitter.backoff): full jitter in
+        [0, min(cap, base * 2**(attempt-1))]."""
+        return self.pacing.delay(attempt, rng)
 
     def delay_for(self, result: DeliveryResult, attempt: int, rng: random.Random) -> float:
         """Seconds to wait after `attempt` produced `result` (a RETRY outcome).

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from emitter import backoff
 from emitter.firing import Dispatch, Firing, OnError
 
 __all__ = [
@@ -44,21 +45,12 @@ class TriggerRunner(Protocol):
     def health(self) -> TriggerHealth: ...
 
 
-class Backoff:
-    """Exponential back-off for retrying a failing trigger: 0.5 s doubling up to `cap`."""
+class Backoff(backoff.Backoff):
+    """Retrying a failing trigger: the one back-off policy (emitter.backoff), from `first`
+    seconds doubling up to `cap`, jittered."""
 
     def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
-        self.first = first
-        self.cap = cap
-        self._delay = 0.0
-
-    def failed(self) -> float:
-        """Record a failure; return how long to wait before the next try."""
-        self._delay = self.first if self._delay == 0 else min(self._delay * 2, self.cap)
-        return self._delay
-
-    def succeeded(self) -> None:
-        self._delay = 0.0
+        super().__init__(backoff.BackoffPolicy(first, cap))
 
 
 class RunnerBase:
