@@ -11,7 +11,7 @@ from emitter.errors import InvalidError
 from emitter.problems import Location
 from emitter.rules.model import ManualTrigger, Rule, Throttle, Tmpl
 from emitter.templates.compiler import CompiledRule, compile_rule
-from emitter.templates.render import RenderContext, render, render_throttle_key
+from emitter.templates.render import RenderContext, RenderError, render, render_throttle_key
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 CTX = RenderContext(now=NOW, hostname="web-1", environ={"REGION": "eu", "SECRET": "hunter2"})
@@ -162,3 +162,29 @@ def test_throttle_key() -> None:
         render_throttle_key(compiled, {}, CTX)
     assert info.value.problems[0].location == at(8)
     assert render_throttle_key(make(), {}, CTX) == "r1"
+
+
+@pytest.mark.parametrize(("option", "text", "line"), [
+    ("foreach", "payload.alerts", 6),
+    ("foreach", "payload.alerts | map(attribute='labels')", 6),
+    ("when", "payload.alerts | length > 0", 5),
+    ("when", "payload.status.code == 3", 5),
+])
+def test_a_missing_key_in_foreach_or_when_is_that_firings_placed_problem(
+        option: str, text: str, line: int) -> None:
+    """It was a raw UndefinedError out of render (exit 3 in validate, HTTP 500 at run time)."""
+    outcome = render(make({"title": "{{ item }}"} if option == "foreach" else None,
+                          **{option: text}), {"payload": {"status": {}}}, CTX)
+    assert outcome.events == () and not outcome.ok
+    (problem,) = outcome.problems
+    assert problem.rule_id == "r1" and problem.location == at(line)
+    assert problem.check == "undefined" and f"undefined value in {option}" in problem.message
+
+
+def test_a_throttle_key_that_fails_raises_the_typed_render_error() -> None:
+    key = Throttle(key=Tmpl("{{ payload.service }}", at(8)), window=60.0)
+    compiled = make(throttle=key)
+    with pytest.raises(RenderError) as caught:
+        render_throttle_key(compiled, {"payload": {}}, CTX)
+    assert isinstance(caught.value, InvalidError)
+    assert caught.value.problems[0].location == at(8)

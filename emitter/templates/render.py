@@ -3,6 +3,8 @@
 The template context is the firing's variables plus `rule` (id, description), `now`,
 `hostname` and `env` (only the environment variables the rule names in `env:`). `when`
 is evaluated first; `foreach` then yields one event per item, with the item as `item`.
+A template failure, a missing key in `when` or `foreach` included, is a placed Problem of
+that firing in the outcome, never a raw exception.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class RenderOutcome:
     @property
     def ok(self) -> bool:
         return not any(p.is_error for p in self.problems)
+
+
+class RenderError(InvalidError):
+    """A firing could not be rendered (e.g. `foreach` over a key its data lacks); carries the
+    placed problems. `render` returns them in its outcome; `render_throttle_key` raises."""
 
 
 class _Failed(Exception):
@@ -223,12 +230,19 @@ def _items(compiled: CompiledRule, scope: dict[str, Any]) -> list[Any] | None:
         raise _Failed(Problem(f"foreach must give a list, not {type(value).__name__}",
                               expr.source.location, rule_id=compiled.rule.id, check="template"))
     items: list[Any] = []
-    for item in value:
-        if len(items) == MAX_FOREACH_ITEMS:
-            raise _Failed(Problem(f"foreach gave more than {MAX_FOREACH_ITEMS} items",
-                                  expr.source.location, rule_id=compiled.rule.id,
-                                  check="template"))
-        items.append(item)
+    try:
+        for item in value:  # a missing key (StrictUndefined) raises here, when iterated
+            if len(items) == MAX_FOREACH_ITEMS:
+                raise _Failed(Problem(f"foreach gave more than {MAX_FOREACH_ITEMS} items",
+                                      expr.source.location, rule_id=compiled.rule.id,
+                                      check="template"))
+            items.append(item)
+    except _Failed:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the firing's error, placed at `foreach`
+        src = expr.source
+        raise _Failed(_problem_for(exc, src, src.location, compiled.rule.id, scope,
+                                   "foreach")) from None
     return items
 
 
@@ -262,7 +276,7 @@ def render_throttle_key(compiled: CompiledRule, variables: Mapping[str, Any],
                         ctx: RenderContext) -> str:
     """The rule's throttle key for this firing (the rule id when it has no throttle).
 
-    Raises InvalidError (with the placed problem) when the key template fails.
+    Raises RenderError (an InvalidError, with the placed problem) when the key template fails.
     """
     if compiled.throttle_key is None:
         return compiled.rule.id
@@ -270,4 +284,4 @@ def render_throttle_key(compiled: CompiledRule, variables: Mapping[str, Any],
     try:
         return _render_one(compiled.throttle_key, scope, compiled.rule.id, "throttle.key")
     except _Failed as exc:
-        raise InvalidError(exc.problem.format_text(), [exc.problem]) from None
+        raise RenderError(exc.problem.format_text(), [exc.problem]) from None

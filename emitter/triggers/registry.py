@@ -36,6 +36,13 @@ def sample_variables(rule: Rule, now: datetime | None = None) -> dict[str, Any]:
     return declaration(rule).samples(rule.trigger, now or _DEFAULT_NOW)
 
 
+def stand_ins(rule: Rule) -> tuple[str, ...]:
+    """The rule's trigger variables whose sample is only a stand-in for data of the sender's
+    shape (a webhook's `payload` is {}), unless a param's example gives the shape."""
+    return tuple(v.name for v in declaration(rule).variables
+                 if v.open and rule.param(v.name) is None)
+
+
 def variable_names(rule: Rule) -> frozenset[str]:
     """Every name the rule's trigger gives templates."""
     return declaration(rule).names(rule.trigger)

@@ -31,6 +31,7 @@ class Variable(NamedTuple):
     type: str  # "string", "integer", "number", "boolean", "object", "JSON"
     description: str
     sample: Any
+    open: bool = False  # its shape is the sender's (a JSON body): the sample is only a stand-in
 
 
 @dataclass(frozen=True)

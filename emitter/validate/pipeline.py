@@ -8,7 +8,8 @@ What validate assumes when it renders (so a rule can be checked without its trig
 - variables a trigger provides get the sample values its declaration gives
   (emitter.triggers.kinds: a file line is "example", a webhook payload is {}, a command
   exited 0 with empty output...);
-  a param's example with the same name overrides the sample;
+  a param's example with the same name overrides the sample; a key missing from a stand-in
+  sample (a webhook `payload` without an example) is a warning saying so, not an error;
 - `now` is the time of the run, `hostname` is "validate.example" and `env` holds the
   variables the rule names, from the environment validate runs in.
 
@@ -36,9 +37,9 @@ from emitter.rules.loader import load_rules
 from emitter.rules.model import Rule
 from emitter.rules.params import example_variable_sets
 from emitter.settings import unified_tags
-from emitter.templates.compiler import CompiledRule, compile_rules
+from emitter.templates.compiler import CompiledRule, compile_rules, names_in
 from emitter.templates.render import RenderContext, render
-from emitter.triggers.registry import sample_variables
+from emitter.triggers.registry import sample_variables, stand_ins
 from emitter.validate.lint import lint_rules, ruleset_problems
 
 EXAMPLE_SETS_PER_RULE = 64
@@ -71,14 +72,35 @@ def _render_examples(compiled: CompiledRule, ctx: RenderContext,
     sets, found = example_variable_sets(rule, EXAMPLE_SETS_PER_RULE)
     problems.extend(found)
     samples = sample_variables(rule, ctx.now)
+    guessed = [n for n in stand_ins(rule) if n in _names_read(compiled)]
     events: list[dict[str, Any]] = []
     for variables in sets:
         outcome = render(compiled, {**samples, **variables}, ctx)
-        problems.extend(outcome.problems)
+        problems.extend(_about_stand_ins(p, guessed) for p in outcome.problems)
         for event in outcome.events:
             events.append(event)
             problems.extend(check_event(event, now=ctx.now, rule=rule))
     return events
+
+
+def _names_read(compiled: CompiledRule) -> frozenset[str]:
+    parts: list[Any] = [compiled.when, compiled.foreach, compiled.throttle_key]
+    for _, value in compiled.fields:
+        parts.extend(value if isinstance(value, tuple) else (value,))
+    return frozenset().union(*(names_in(p) for p in parts
+                               if p is not None and not isinstance(p, int)))
+
+
+def _about_stand_ins(problem: Problem, guessed: Sequence[str]) -> Problem:
+    """A key missing from a stand-in sample (a webhook payload is {}) says nothing about the
+    rule: a warning saying how to give validate the data's shape, not an error."""
+    if not guessed or problem.check != "undefined" or not problem.message.startswith(
+            "undefined value"):
+        return problem
+    names = ", ".join(f"`{n}`" for n in guessed)
+    return problem._replace(severity=Severity.WARNING, message=(
+        f"{problem.message} (validate's stand-in for {names} is {{}}: give the one used an "
+        "example under `params` to check this)"))
 
 
 def _place(problem: Problem) -> tuple[int, str, int, int]:

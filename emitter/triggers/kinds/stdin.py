@@ -31,7 +31,8 @@ STDIN = TriggerType(
     fired_by="Fired once per line of standard input holding a JSON object "
              "(`emitter run --stdin`).",
     options="",
-    variables=(Variable("payload", "object", "the line's JSON object", lambda t, now: {}),),
+    variables=(Variable("payload", "object", "the line's JSON object", lambda t, now: {},
+                        open=True),),
     test_input="stdin",
     runner=_runner,
     feed=_feed,
