@@ -18,7 +18,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emitter"
 # is on top.
 RANK: dict[str, int] = {
     "emitter": 0, "errors": 0, "problems": 0, "schemas": 0, "settings": 0, "firing": 0,
-    "backoff": 0,
     "redaction": 0, "backoff": 0, "counters": 0,
     "schemaverdict": 0,
     "rules": 1, "state": 1,
