@@ -46,7 +46,6 @@ MAX_LINES = 400
 KNOWN_LONG: frozenset[str] = frozenset({
     "emitter/delivery/outbox.py",  # being split (outbox)
     "emitter/delivery/sender.py",  # being split (sender)
-    "emitter/templates/compiler.py",  # being split (templates)
 })
 
 

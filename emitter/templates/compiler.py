@@ -1,4 +1,4 @@
-"""The sandboxed Jinja2 environment, and compiling every template of a rule when it loads.
+"""Compiling every template of a rule when it loads, in the sandbox of templates.sandbox.
 
 Each template string becomes one of four compiled forms, chosen by what the text needs:
 `Constant` (no Jinja markup at all), `Substitution` (only literal text and `{{ name }}`
@@ -13,12 +13,10 @@ it reads come from that parse or from its one code generation, so lint never par
 from __future__ import annotations
 
 import io
-import json
 import linecache
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
@@ -26,19 +24,15 @@ from typing import Any, TypeAlias, TypeVar
 import jinja2
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 from jinja2.idtracking import VAR_LOAD_RESOLVE
 from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from emitter.problems import Location, Problem
 from emitter.rules.model import FieldValue, Rule, Tmpl
 from emitter.templates import fastjinja
-
-# Output-size bounds for the two operators that can multiply memory in one step
-# (`'x' * 10**9`, `9 ** 10**9`); `range()` is already capped by the sandbox.
-MAX_SEQUENCE_RESULT = 1_000_000
-MAX_POWER_BITS = 100_000
+from emitter.templates.sandbox import BASE_SCOPE as BASE_SCOPE  # re-exported for callers
+from emitter.templates.sandbox import ENV as ENV
 
 _MARKERS = ("{{", "{%", "{#")
 # `{{ name }}` or `{{ name.attr.attr }}`: attributes go through the sandbox's getattr, as
@@ -54,64 +48,6 @@ _NOT_PLAIN_NAMES = frozenset(
 )
 
 
-def _tojson(value: Any, indent: int | None = None) -> str:
-    """JSON without the HTML escaping of Jinja's builtin `tojson` (events are not HTML)."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, default=str)
-
-
-def _timestamp(value: Any) -> int:
-    """POSIX seconds from a datetime, an ISO 8601 string or a number (for date_happened)."""
-    if isinstance(value, datetime):
-        return int(value.timestamp())
-    if isinstance(value, str):
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
-    raise TypeError(f"timestamp expects a datetime, an ISO 8601 string or a number, not {value!r}")
-
-
-def _is_sized(value: Any) -> bool:
-    return isinstance(value, (str, list, tuple, bytes))
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox plus bounds on `*` and `**`, so a template cannot exhaust memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*" and (_is_sized(left) or _is_sized(right)):
-            seq, times = (left, right) if _is_sized(left) else (right, left)
-            if isinstance(times, int) and len(seq) * times > MAX_SEQUENCE_RESULT:
-                raise SecurityError(f"'*' would build more than {MAX_SEQUENCE_RESULT} items")
-        if (
-            operator == "**"
-            and isinstance(left, int)
-            and isinstance(right, int)
-            and right > 0
-            and abs(left) > 1
-            and left.bit_length() * right > MAX_POWER_BITS
-        ):
-            raise SecurityError(f"'**' result would exceed {MAX_POWER_BITS} bits")
-        return super().call_binop(context, operator, left, right)
-
-
-def _make_environment() -> jinja2.Environment:
-    env = _Sandbox(
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        # Keep a final newline: constant strings (which skip Jinja) keep theirs too.
-        keep_trailing_newline=True,
-    )
-    env.filters["tojson"] = _tojson
-    env.filters["timestamp"] = _timestamp
-    env.globals.pop("lipsum", None)  # filler text has no place in an event
-    return env
-
-
-ENV = _make_environment()
-# What every render scope starts from (the sandbox's builtins such as range, dict, namespace).
-BASE_SCOPE: Mapping[str, Any] = dict(ENV.globals)
 
 
 # ---- compiled forms -----------------------------------------------------------------------
