@@ -31,7 +31,7 @@ from emitter.daemon import logs
 from emitter.daemon.metrics import Metrics, MetricsServer, parse_addr
 from emitter.delivery.outbox import Outbox, Row
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
-from emitter.delivery.sender import Sender, reason
+from emitter.delivery.sender import Sender, SettledObserver, reason
 from emitter.delivery.throttle import Throttler
 from emitter.errors import InvalidError
 from emitter.problems import Problem
@@ -168,8 +168,8 @@ class Daemon:
         factory = sink_factory(self.config.sink, self.settings, **dict(self.config.sink_opts))
         # One writer keeps printed lines whole and in order.
         workers = 1 if self.config.sink in ("stdout", "file") else self.config.workers
-        sender = _CountingSender(self.outbox, factory, workers=workers)
-        sender.metrics = self.metrics
+        sender = Sender(self.outbox, factory, workers=workers,
+                        on_settled=_settlement_log(self.metrics))
         sender.start()
         self.sender = sender
 
@@ -333,16 +333,14 @@ class Daemon:
         return finished
 
 
-class _CountingSender(Sender):
-    """The sender, counting each attempt's outcome per rule (sent / failed / dead)."""
+def _settlement_log(metrics: Metrics) -> SettledObserver:
+    """The sender's observer: each attempt's outcome counted per rule (sent / failed / dead)
+    and logged."""
 
-    metrics: Metrics
-
-    def _settle(self, row: Row, result: DeliveryResult) -> None:
-        super()._settle(row, result)
+    def settled(row: Row, result: DeliveryResult) -> None:
         name = {Outcome.DELIVERED: "sent", Outcome.REJECTED: "dead"}.get(result.outcome,
                                                                          "failed")
-        self.metrics.inc(row.rule_id, name)
+        metrics.inc(row.rule_id, name)
         fields: dict[str, Any] = {"outbox_id": row.id, "attempt": row.attempts}
         if result.status is not None:
             fields["status"] = result.status
@@ -352,6 +350,8 @@ class _CountingSender(Sender):
             fields["error"] = reason(result)
         level = logging.WARNING if name == "dead" else logging.INFO
         logs.log_event(row.rule_id, "sender", name, level=level, fields=fields)
+
+    return settled
 
 
 def _webhook_secrets(compiled: Iterable[Any], environ: Mapping[str, str]) -> list[str]:

@@ -63,6 +63,11 @@ class _Batch:
     reservations: list[Reservation] = field(default_factory=list)  # saved only on commit
 
 
+# Told of every invalid firing or event: (rule id, trigger, the problem). `emitter test`
+# collects them; the daemon's counting and logging happen here either way.
+InvalidObserver = Callable[[str, str, Problem], None]
+
+
 class Enqueue(Protocol):
     def enqueue(self, items: Sequence[tuple[str, bytes]]) -> Any: ...
 
@@ -89,13 +94,19 @@ class Pipeline:
         context: Callable[[float], RenderContext],
         throttler: Throttler | None = None,
         store: StateStore | None = None,
+        on_invalid: InvalidObserver | None = None,
+        log_events: bool = True,
     ) -> None:
+        """`on_invalid` is told of each invalid firing or event; `log_events=False` keeps the
+        per-event log lines (`emitter.event`) off, for runs that are not a daemon's."""
         self._ruleset = ruleset
         self._outbox = outbox
         self._metrics = metrics
         self._context = context
         self._throttler = throttler
         self._store = store  # keeps the first event of each summary window across restarts
+        self._on_invalid = on_invalid
+        self._log = log_event if log_events else _silent
 
     @property
     def ruleset(self) -> RuleSet:
@@ -130,7 +141,7 @@ class Pipeline:
                 self._invalid(rule.id, trigger, problem)
         if outcome.skipped is not None:
             self._metrics.inc(rule.id, "skipped")
-            log_event(rule.id, trigger, "skipped", level=logging.DEBUG,
+            self._log(rule.id, trigger, "skipped", level=logging.DEBUG,
                       fields={"why": outcome.skipped})
             return
         key: str | None = None
@@ -190,7 +201,7 @@ class Pipeline:
                 batch.firsts[_first_key(rule.id, key, decision.window_start)] = dict(event)
             return True
         self._metrics.inc(rule.id, "throttled")
-        log_event(rule.id, trigger, "throttled",
+        self._log(rule.id, trigger, "throttled",
                   fields={"key": key, "count": decision.count})
         return False
 
@@ -201,7 +212,9 @@ class Pipeline:
             fields["path"] = problem.json_path
         if problem.location:
             fields["at"] = str(problem.location)
-        log_event(rule_id, trigger, "invalid", level=logging.WARNING, fields=fields)
+        self._log(rule_id, trigger, "invalid", level=logging.WARNING, fields=fields)
+        if self._on_invalid is not None:
+            self._on_invalid(rule_id, trigger, problem)
 
     def _commit(self, batch: _Batch) -> None:
         """Commit the batch's events, then save the throttle windows and summary firsts
@@ -222,12 +235,12 @@ class Pipeline:
             self._store.put_many(_FIRSTS, batch.firsts)
         for rule_id, trigger, fields in batch.logged:
             self._metrics.inc(rule_id, "queued")
-            log_event(rule_id, trigger, "queued", fields=fields)
+            self._log(rule_id, trigger, "queued", fields=fields)
 
     def _refused(self, batch: _Batch, exc: EmitterError) -> None:
         for rule_id, trigger, _ in batch.logged:
             self._metrics.inc(rule_id, "refused")
-            log_event(rule_id, trigger, "refused", level=logging.ERROR,
+            self._log(rule_id, trigger, "refused", level=logging.ERROR,
                       fields={"error": str(exc)})
 
     # ---- summaries (throttle mode `summary`) -------------------------------------------
@@ -275,6 +288,10 @@ class Pipeline:
 
 
 _FIRSTS = "throttle-first"
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """The event log of a pipeline built with `log_events=False`."""
 
 
 def _with_defaults(rule: Rule, variables: Mapping[str, Any]) -> Mapping[str, Any]:

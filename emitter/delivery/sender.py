@@ -23,6 +23,9 @@ from emitter.sinks.base import DeliveryResult, Outcome, Sink
 
 log = logging.getLogger(__name__)
 SinkFactory = Callable[[], Sink]
+# Told of every finished attempt once its outcome is decided: (the row as claimed, the
+# result). The daemon counts and logs them per rule.
+SettledObserver = Callable[[Row, DeliveryResult], None]
 # For the outbox the per-event deadline (stored in each row) bounds retries, not a count.
 OUTBOX_POLICY = RetryPolicy(max_attempts=1_000_000, base=0.5, cap=60.0, deadline=86400.0)
 IDLE_POLL = 1.0  # seconds: how often to look for work another process (the CLI) added
@@ -188,8 +191,10 @@ class Sender:
         claim_batch: int = 32,
         rng: random.Random | None = None,
         idle_poll: float = IDLE_POLL,
+        on_settled: SettledObserver | None = None,
     ) -> None:
         self.outbox = outbox
+        self._on_settled = on_settled
         self._factory = sink_factory
         self._workers = max(1, workers)
         self._policy = policy
@@ -311,6 +316,11 @@ class Sender:
             self._count("dead")
         else:
             self._retry(row, result)
+        if self._on_settled is not None:
+            try:
+                self._on_settled(row, result)
+            except Exception:  # noqa: BLE001 - an observer's bug must not stop delivery
+                log.exception("the delivery observer failed on event %d", row.id)
 
     def _retry(self, row: Row, result: DeliveryResult) -> None:
         delay = self._policy.delay_for(result, row.attempts, self._rng)

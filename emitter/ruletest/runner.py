@@ -9,7 +9,6 @@ committed to the outbox is what the case produced.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,8 +36,6 @@ from emitter.settings import unified_tags
 from emitter.state.store import StateStore
 from emitter.templates.compiler import CompiledRule, compile_rules
 
-_EVENT_LOGGER = "emitter.event"
-
 
 class MemoryOutbox:
     """Stands in for the durable outbox: keeps what the pipeline commits, in order."""
@@ -53,21 +50,15 @@ class MemoryOutbox:
         return [json.loads(body) for _, body in self.items]
 
 
-class _ProblemLog(logging.Handler):
-    """Collects the pipeline's `invalid` event lines as Problems (they are never sent)."""
+class _Problems:
+    """The pipeline's invalid firings and events of one case, as Problems with the rule id
+    (its `on_invalid` observer)."""
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
         self.problems: list[Problem] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "outcome", None) == "invalid":
-            self.problems.append(Problem(
-                str(getattr(record, "error", "invalid event")),
-                rule_id=getattr(record, "rule", None),
-                json_path=getattr(record, "path", None),
-                check=str(getattr(record, "check", "event")),
-            ))
+    def __call__(self, rule_id: str, trigger: str, problem: Problem) -> None:
+        self.problems.append(problem._replace(rule_id=rule_id))
 
 
 @dataclass(frozen=True)
@@ -121,17 +112,13 @@ class CaseRunner:
         store = StateStore(":memory:")
         outbox = MemoryOutbox()
         metrics = Metrics()
+        found = _Problems()
+        # The pipeline's event log lines are a daemon's: a test run keeps them off and hears
+        # of invalid events through its observer.
         pipeline = Pipeline(self.ruleset, outbox, metrics=metrics, context=self.context,
-                            throttler=Throttler(store, clock), store=store)
+                            throttler=Throttler(store, clock), store=store,
+                            on_invalid=found, log_events=False)
         state = InputState()
-        log = _ProblemLog()
-        logger = logging.getLogger(_EVENT_LOGGER)
-        saved = logger.level, logger.propagate
-        # The pipeline's event lines are this run's, not a daemon's: collect the `invalid`
-        # ones whatever logging was configured, and let none reach the daemon's handlers.
-        logger.setLevel(logging.WARNING)
-        logger.propagate = False
-        logger.addHandler(log)
         try:
             for step in case.steps:
                 for firing in firings_for(rule, step, state):
@@ -140,12 +127,9 @@ class CaseRunner:
                 clock.now = case.until
                 pipeline.flush_summaries(case.until)
         finally:
-            logger.removeHandler(log)
-            logger.setLevel(saved[0])
-            logger.propagate = saved[1]
             store.close()
         quiet = [*state.quiet, *_quiet_from(metrics, rule.id)]
-        return outbox.events(), [*state.problems, *log.problems], quiet
+        return outbox.events(), [*state.problems, *found.problems], quiet
 
     @staticmethod
     def _dispatch(pipeline: Pipeline, clock: _Clock, firing: Firing) -> None:
