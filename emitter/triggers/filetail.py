@@ -13,6 +13,8 @@ Rules on the same file (and the same `from_beginning`) share one reader and one
 - Truncation: a size below our position restarts at offset 0, line 1 (copytruncate).
 - Partial lines wait for their newline; lines longer than 1 MiB are split there.
 - Invalid UTF-8 is decoded with U+FFFD replacements: a line is never lost.
+- A path that is not a regular file (a FIFO, /dev/zero, a directory) is refused: reported
+  through `on_error` for its rules and tried again with back-off; other files keep going.
 - Position (inode, offset, line number) is saved only after `dispatch` returned for the
   firings of the lines before it; on a dispatch error the file waits (with back-off) and the
   same lines are tried again, so a restart neither re-fires nor misses lines.
@@ -24,6 +26,7 @@ Variables: see emitter.triggers.kinds.file (the regex's named groups, then `line
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -176,7 +179,10 @@ class FileTailRunner(RunnerBase):
 
     def _open(self, tail: _Tail, rotated: bool = False) -> bool:
         try:
-            fh = open(tail.path, "rb")  # noqa: SIM115 - kept open across polls
+            fh = open_regular(tail.path)
+        except NotRegularFile:
+            tail.waited = True  # the regular file that may replace it is new: read it whole
+            raise
         except FileNotFoundError:
             tail.waited = True
             if not tail.missing_reported:
@@ -271,6 +277,33 @@ class FileTailRunner(RunnerBase):
     def _save(self, tail: _Tail) -> None:
         assert tail.pos is not None
         self._store.put(_NS, tail.state_key, dict(tail.pos.__dict__))
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device, a directory...: never followed (a FIFO would block
+    the open until a writer came, a device like /dev/zero never ends)."""
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: str) -> BinaryIO:
+    """Open `path` for reading if it is a regular file; raises NotRegularFile otherwise.
+    O_NONBLOCK makes the open of a FIFO return at once; it changes nothing for a file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise NotRegularFile(0, f"{kind}, not a regular file: a file trigger follows "
+                                    "regular files only", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _sample(fh: BinaryIO, size: int) -> bytes:
