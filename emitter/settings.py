@@ -1,12 +1,15 @@
 """Datadog settings from the environment: the API key (as a masked `Secret`), site, base URL,
-unified service tags and hostname. Read once, then passed around as a frozen record."""
+unified service tags, hostname, and where the DogStatsD Agent listens (the one reader of
+DD_DOGSTATSD_URL, DD_AGENT_HOST and DD_DOGSTATSD_PORT). Read once, then passed around as a
+frozen record."""
 
 from __future__ import annotations
 
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from emitter.errors import ConfigError
@@ -25,6 +28,9 @@ SITES: tuple[str, ...] = (
 )
 DEFAULT_SITE = "datadoghq.com"
 EVENTS_PATH = "/api/v1/events"
+STATSD_HOST = "localhost"  # datadogpy's defaults
+STATSD_PORT = 8125
+STATSD_ENV = ("DD_DOGSTATSD_URL", "DD_AGENT_HOST", "DD_DOGSTATSD_PORT")
 _MASK = "****"
 
 
@@ -75,6 +81,7 @@ class Settings:
     base_url: str = f"https://api.{DEFAULT_SITE}"
     unified_tags: tuple[str, ...] = ()
     hostname: str = ""
+    statsd_env: Mapping[str, str] = field(default_factory=dict)  # the STATSD_ENV variables
 
     @property
     def events_url(self) -> str:
@@ -101,7 +108,24 @@ class Settings:
             base_url=base_url,
             unified_tags=unified_tags(environ),
             hostname=socket.gethostname(),
+            statsd_env={k: environ[k] for k in STATSD_ENV if environ.get(k, "").strip()},
         )
+
+    def dogstatsd(self, address: str | None = None) -> dict[str, Any]:
+        """Where the DogStatsD sink sends: DogStatsdSink keyword arguments (`host`/`port` or
+        `socket_path`). Read as datadogpy reads them: an explicit `address` (the
+        --statsd-address option) wins, then DD_DOGSTATSD_URL, then DD_AGENT_HOST and
+        DD_DOGSTATSD_PORT, then localhost:8125. Unlike datadogpy, a bad value is a
+        ConfigError naming the variable, not a silent fall-back to the default."""
+        if address:
+            return parse_statsd_address(address)
+        env = self.statsd_env
+        if env.get("DD_DOGSTATSD_URL"):
+            return parse_statsd_address(env["DD_DOGSTATSD_URL"], "DD_DOGSTATSD_URL")
+        port = env.get("DD_DOGSTATSD_PORT", "").strip() or str(STATSD_PORT)
+        if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"DD_DOGSTATSD_PORT={port!r} is not a port number (1-65535)")
+        return {"host": env.get("DD_AGENT_HOST", "").strip() or STATSD_HOST, "port": int(port)}
 
     def require_api_key(self, hint: str = "") -> Secret:
         """The API key, or a ConfigError saying how to provide it (plus `hint`)."""
@@ -124,6 +148,27 @@ def _base_url(host: str) -> str:
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError("DATADOG_HOST must be a plain base URL (no credentials or query)")
     return host.rstrip("/")
+
+
+def parse_statsd_address(address: str, source: str = "dogstatsd address") -> dict[str, Any]:
+    """`host:port`, `udp://host:port` or `unix:///path` (the forms DD_DOGSTATSD_URL takes;
+    `unixgram://` too) -> DogStatsdSink keyword arguments; ConfigError naming `source`."""
+    for scheme in ("unix://", "unixgram://"):
+        if address.startswith(scheme):
+            path = address[len(scheme):]
+            if not path:
+                raise ConfigError(f"{source} {address!r} names no socket path")
+            return {"socket_path": path}
+    parts = urlsplit(address if "://" in address else f"udp://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "udp" or not parts.hostname or port is None:
+        raise ConfigError(
+            f"{source} {address!r} is not host:port, udp://host:port or unix:///path"
+        )
+    return {"host": parts.hostname, "port": port}
 
 
 _TAG_SPLIT = re.compile(r"[,\s]+")

@@ -1,4 +1,5 @@
-"""Metrics exposition (Prometheus text format), the metrics HTTP server, and log redaction."""
+"""Metrics exposition (prometheus_client's text format), the one address parser, and log
+redaction."""
 
 from __future__ import annotations
 
@@ -6,16 +7,23 @@ import io
 import json
 import logging
 import re
-import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from emitter.counters import COUNTERS, Metrics
 from emitter.daemon import logs
-from emitter.daemon.metrics import COUNTERS, Metrics, MetricsServer, escape_label, parse_addr
+from emitter.daemon.http import parse_addr
+from emitter.daemon.metrics import CONTENT_TYPE, Exposition
+from emitter.errors import UsageError
 
 # One sample line of the text format: name{labels} value
 _SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]\w*="([^"\\\n]|\\.)*",?)*\})? \S+$')
+
+
+def _render(m: Metrics, gauges: Any = None) -> str:
+    return Exposition(m, gauges).render().decode()
 
 
 def _parse(text: str) -> dict[str, float]:
@@ -35,11 +43,11 @@ def test_counters_per_rule_in_text_format() -> None:
     m.inc("deploy", "fired", 2)
     m.inc("logs", "invalid")
     m.inc("logs", "throttled", 0)
-    samples = _parse(m.render())
+    samples = _parse(_render(m))
     assert samples['emitter_events_fired_total{rule="deploy"}'] == 3
     assert samples['emitter_events_invalid_total{rule="logs"}'] == 1
     assert 'emitter_events_throttled_total{rule="logs"}' not in samples
-    text = m.render()
+    text = _render(m)
     assert text.endswith("\n")
     for name in ("fired", "rendered", "invalid", "throttled", "sent", "failed", "dead"):
         assert f"# TYPE emitter_events_{name}_total counter" in text
@@ -52,58 +60,55 @@ def test_unknown_counter_is_a_bug() -> None:
 
 
 def test_label_escaping() -> None:
-    assert escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
     m = Metrics()
     m.inc('we"ird\nid', "sent")
-    assert 'emitter_events_sent_total{rule="we\\"ird\\nid"} 1' in m.render()
+    assert 'emitter_events_sent_total{rule="we\\"ird\\nid"} 1.0' in _render(m)
 
 
 def test_gauges_and_broken_gauge_source() -> None:
     m = Metrics()
-    m.set_gauge_source(lambda: {"pending": 4, "oldest_age_seconds": 1.5})
-    samples = _parse(m.render())
+    samples = _parse(_render(m, lambda: {"pending": 4, "oldest_age_seconds": 1.5}))
     assert samples["emitter_outbox_pending"] == 4
     assert samples["emitter_outbox_oldest_age_seconds"] == 1.5
 
     def broken() -> dict[str, float]:
         raise RuntimeError("db closed")
 
-    m.set_gauge_source(broken)
-    assert "emitter_outbox_pending" not in m.render()
+    text = _render(m, broken)
+    assert "emitter_outbox_pending" not in text and "emitter_events_sent_total" in text
 
 
-def test_metrics_server_serves_metrics_and_health() -> None:
-    m = Metrics()
-    m.inc("r1", "sent", 5)
-    server = MetricsServer(m, "127.0.0.1", 0)
-    server.start()
-    try:
-        host, port = server.address
-        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as resp:
-            assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-            assert 'emitter_events_sent_total{rule="r1"} 5' in resp.read().decode()
-        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as resp:
-            assert resp.status == 200
-    finally:
-        server.stop()
+def test_infinite_and_nan_gauges_are_written_not_raised() -> None:
+    # The hand-written writer called int(inf) and /metrics answered nothing (defect 6).
+    text = _render(Metrics(), lambda: {"pending": float("inf"), "bytes": float("-inf"),
+                                       "oldest_age_seconds": float("nan")})
+    assert "emitter_outbox_pending +Inf" in text and "emitter_outbox_bytes -Inf" in text
+    assert "emitter_outbox_oldest_age_seconds NaN" in text
+
+
+def test_content_type_is_prometheus_text() -> None:
+    assert CONTENT_TYPE.startswith("text/plain; version=0.0.4")
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("127.0.0.1:9000", ("127.0.0.1", 9000)),
-        (":80", ("127.0.0.1", 80)),
+        (":80", ("127.0.0.1", 80)),  # loopback, for --listen and --metrics-addr alike
         ("8080", ("127.0.0.1", 8080)),
         ("[::1]:9", ("::1", 9)),
+        ("0.0.0.0:8787", ("0.0.0.0", 8787)),
+        ("[::]:8787", ("::", 8787)),
     ],
 )
 def test_parse_addr(text: str, expected: tuple[str, int]) -> None:
     assert parse_addr(text) == expected
 
 
-def test_parse_addr_rejects_garbage() -> None:
-    with pytest.raises(ValueError):
-        parse_addr("host:port")
+@pytest.mark.parametrize("text", ["host:port", ":²", ":99999", "::1:80", "[::1:80", ""])
+def test_parse_addr_rejects_garbage(text: str) -> None:
+    with pytest.raises(UsageError, match="not an ADDR:PORT"):
+        parse_addr(text)
 
 
 # ---- logs --------------------------------------------------------------------------------

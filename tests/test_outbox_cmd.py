@@ -163,3 +163,21 @@ def test_commands_work_while_a_sender_runs(capsys: pytest.CaptureFixture[str], s
         finally:
             sender.stop(5)
     assert len(intake.events) == 5
+
+
+@pytest.mark.parametrize("action", [["status"], ["list"], ["purge", "--dead"],
+                                    ["drain", "--until-empty"]])
+def test_a_missing_state_dir_is_an_error_and_is_not_created(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, action: list[str]) -> None:
+    missing = tmp_path / "no" / "such" / "state"
+    code, out, err = run(capsys, *action, "--state-dir", str(missing))
+    assert code == 6 and out == ""
+    assert f"state directory {missing} does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_state_dir_without_an_outbox_is_an_error(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    code, _, err = run(capsys, "status", "--state-dir", str(tmp_path))
+    assert code == 6 and "holds no outbox" in err
+    assert list(tmp_path.iterdir()) == []

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from emitter.counters import Metrics
 from emitter.daemon import logs
-from emitter.daemon.metrics import Metrics
 from emitter.delivery.outbox import Outbox
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
 from emitter.delivery.throttle import Throttler

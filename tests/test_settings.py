@@ -112,3 +112,45 @@ def test_settings_is_frozen() -> None:
     s = Settings.from_environ({})
     with pytest.raises(AttributeError):
         s.site = "x"  # type: ignore[misc]
+
+
+# ---- DogStatsD: the one reader of DD_DOGSTATSD_URL, DD_AGENT_HOST, DD_DOGSTATSD_PORT ----------
+
+@pytest.mark.parametrize(("environ", "address", "expected"), [
+    ({}, None, {"host": "localhost", "port": 8125}),
+    ({"DD_AGENT_HOST": "agent", "DD_DOGSTATSD_PORT": "9125"}, None,
+     {"host": "agent", "port": 9125}),
+    ({"DD_DOGSTATSD_URL": "udp://10.0.0.2:8200", "DD_AGENT_HOST": "agent"}, None,
+     {"host": "10.0.0.2", "port": 8200}),
+    ({"DD_DOGSTATSD_URL": "unix:///var/run/dsd.sock"}, None,
+     {"socket_path": "/var/run/dsd.sock"}),
+    ({"DD_DOGSTATSD_URL": "udp://10.0.0.2:8200"}, "127.0.0.1:9999",
+     {"host": "127.0.0.1", "port": 9999}),  # the option wins, as a constructor argument does
+])
+def test_dogstatsd_address_read_as_datadogpy_reads_it(environ: dict[str, str],
+                                                      address: str | None,
+                                                      expected: dict[str, object]) -> None:
+    assert Settings.from_environ(environ).dogstatsd(address) == expected
+
+
+def test_dogstatsd_env_agrees_with_datadogpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datadog.dogstatsd.base import DogStatsd
+
+    for environ in ({"DD_AGENT_HOST": "agent", "DD_DOGSTATSD_PORT": "9125"},
+                    {"DD_DOGSTATSD_URL": "udp://10.0.0.2:8200", "DD_AGENT_HOST": "x"}):
+        for name in ("DD_AGENT_HOST", "DD_DOGSTATSD_PORT", "DD_DOGSTATSD_URL"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        theirs = DogStatsd(disable_telemetry=True, disable_background_sender=True)
+        ours = Settings.from_environ(environ).dogstatsd()
+        assert (ours["host"], ours["port"]) == (theirs.host, theirs.port)
+        theirs.close_socket()
+
+
+@pytest.mark.parametrize("environ", [{"DD_DOGSTATSD_URL": "http://agent:8125"},
+                                     {"DD_DOGSTATSD_PORT": "eighty"},
+                                     {"DD_DOGSTATSD_PORT": "²"}])
+def test_bad_dogstatsd_env_names_the_variable(environ: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(environ))):
+        Settings.from_environ(environ).dogstatsd()

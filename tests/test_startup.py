@@ -87,3 +87,29 @@ def test_an_invalid_rule_file_still_gets_jsonschemas_messages(tmp_path: Path) ->
     done = subprocess.run(probe, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "bad.yaml:5:" in done.stderr and "'urgent' is not allowed" in done.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    FIRE,
+    ["validate", "rules/"],
+    ["test", "tests/ruletests/passing"],
+])
+def test_only_the_daemon_imports_prometheus_client_and_the_http_front(argv: list[str]) -> None:
+    _, loaded = modules_after(argv)
+    daemon_only = ("prometheus_client", "emitter.daemon.metrics", "emitter.daemon.listener",
+                   "emitter.daemon.front", "socketserver")
+    assert sorted(m for m in daemon_only if m in loaded) == []
+
+
+def test_the_daemon_does_import_prometheus_client(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: s\n    trigger: {type: stdin}\n"
+                     "    event: {title: t, text: x}\n")
+    probe = ("import json, sys\n"
+             "from emitter.cli import main\n"
+             "code = main(json.loads(sys.argv[1]))\n"
+             "print('\\nMODULES', 'prometheus_client' in sys.modules, code)\n")
+    done = subprocess.run([sys.executable, "-c", probe, json.dumps(
+        ["run", str(rules), "--stdin", "--dry-run"])], cwd=REPO, capture_output=True,
+        text=True, timeout=60, input="")
+    assert done.stdout.rsplit("\nMODULES ", 1)[1].split() == ["True", "0"], done.stderr

@@ -1,8 +1,10 @@
 """`emitter outbox status|list|retry|purge|drain`: see and act on the durable outbox.
 
 All of them work while the daemon runs (WAL readers, busy-timeout writers); `drain` refuses
-to run beside another sender. Exit codes: 0 ok, 2 usage (unknown id), 4 `drain` moved events
-to dead letters, 5 `drain --until-empty` timed out with events left, 6 unusable state dir.
+to run beside another sender. None of them creates a state directory: a missing one (or one
+without an outbox) is an error naming the path. Exit codes: 0 ok, 2 usage (unknown id),
+4 `drain` moved events to dead letters, 5 `drain --until-empty` timed out with events left,
+6 no outbox at the state directory, or it is unusable.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from emitter.delivery.outbox import Outbox, OutboxStatus, Row
-from emitter.errors import EXIT_DELIVERY, EXIT_OK, EXIT_REJECTED, UsageError
+from emitter.commands.sinkopts import add_sink_options, sink_opts
+from emitter.delivery.outbox import OUTBOX_FILE, Outbox, OutboxStatus, Row
+from emitter.errors import EXIT_DELIVERY, EXIT_OK, EXIT_REJECTED, ConfigError, UsageError
 
 DRAIN_GRACE = 10.0
 
@@ -64,7 +67,7 @@ def register(subparsers: Any) -> None:
 
     drain = sub.add_parser("drain", parents=[common],
                            help="send queued events now, in the foreground")
-    _add_sink_options(drain)
+    add_sink_options(drain)
     drain.add_argument("--until-empty", action="store_true",
                        help="exit once nothing is pending (else run until SIGINT/SIGTERM)")
     drain.add_argument("--timeout", type=_duration, metavar="S",
@@ -72,17 +75,6 @@ def register(subparsers: Any) -> None:
     drain.add_argument("--workers", type=_count, default=4, metavar="N",
                        help="parallel senders (default 4)")
     drain.set_defaults(run=run_drain)
-
-
-def _add_sink_options(parser: argparse.ArgumentParser) -> None:
-    from emitter.sinks.registry import DEFAULT_SINK, SINK_NAMES
-
-    parser.add_argument("--sink", choices=SINK_NAMES, default=DEFAULT_SINK,
-                        help=f"where events go (default {DEFAULT_SINK})")
-    parser.add_argument("--sink-path", metavar="FILE", help="the file sink's JSON-lines file")
-    parser.add_argument("--statsd-address", metavar="ADDR",
-                        help="dogstatsd sink: host:port, udp://host:port or unix:///path "
-                        "(default: $DD_DOGSTATSD_URL, else localhost:8125)")
 
 
 def _count(text: str) -> int:
@@ -106,8 +98,15 @@ def _duration(text: str) -> float:
 
 @contextmanager
 def _open(args: argparse.Namespace) -> Iterator[Outbox]:
-    from emitter.state.dirs import resolve_state_dir
+    from emitter.state.dirs import STATE_ENV, choose_state_dir, resolve_state_dir
 
+    chosen = choose_state_dir(args.state_dir, os.environ)
+    if not (chosen / OUTBOX_FILE).is_file():
+        what = "does not exist" if not chosen.exists() else "holds no outbox"
+        raise ConfigError(
+            f"state directory {chosen} {what} (nothing was ever queued there); pass "
+            f"--state-dir or set {STATE_ENV} to the directory `emitter run` uses"
+        )
     outbox = Outbox.in_dir(resolve_state_dir(args.state_dir, os.environ))
     try:
         yield outbox
@@ -225,8 +224,8 @@ def run_purge(args: argparse.Namespace) -> int:
 def run_drain(args: argparse.Namespace) -> int:
     from emitter.delivery.sender import Sender
 
-    factory = _sink_factory(args)
     with _open(args) as outbox:
+        factory = _sink_factory(args)
         sender = Sender(outbox, factory, workers=args.workers)
         with _stop_on_signals() as stopping:
             sender.start()
@@ -264,12 +263,7 @@ def _sink_factory(args: argparse.Namespace) -> Any:
     from emitter.sinks.registry import sink_factory
 
     settings = Settings.from_environ(os.environ)
-    opts: dict[str, Any] = {}
-    if args.sink == "file":
-        opts["path"] = args.sink_path
-    if args.sink == "dogstatsd":
-        opts["address"] = args.statsd_address or os.environ.get("DD_DOGSTATSD_URL")
-    return sink_factory(args.sink, settings, **opts)
+    return sink_factory(args.sink, settings, **sink_opts(args))
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """`emitter run PATH...`: the daemon. Parses options, sets up logging, runs `Daemon`.
 
-Exit codes: 0 after SIGTERM/SIGINT or --exit-after, 1 when the rules have errors (listed;
-nothing started), 2 usage, 6 no DD_API_KEY for the datadog sink / unusable state directory.
+Exit codes: 0 after SIGTERM/SIGINT or --exit-after, or at the end of --stdin input once
+everything was delivered; 1 when the rules have errors (listed; nothing started), 2 usage,
+5 standard input ended and events were still undelivered after --grace (they stay in the
+outbox), 6 no DD_API_KEY for the datadog sink / unusable state directory / a port in use.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import os
 import sys
 from typing import Any
 
-from emitter.errors import EXIT_INVALID, InvalidError, UsageError
+from emitter.commands.sinkopts import add_sink_options, sink_opts
+from emitter.errors import EXIT_DELIVERY, EXIT_INVALID, InvalidError, UsageError
 
 NO_KEY_HINT = "use --dry-run (or --sink stdout|file|dogstatsd) to run without Datadog"
 
@@ -38,19 +41,17 @@ def register(subparsers: Any) -> None:
                    help="run everything but print events to stdout instead of sending them "
                    "(like --sink stdout, this uses a temporary state directory unless "
                    "--state-dir is given)")
-    p.add_argument("--sink", choices=("datadog", "dogstatsd", "stdout", "file"),
-                   default="datadog", help="where events go (default: datadog)")
-    p.add_argument("--sink-path", metavar="FILE", help="JSON-lines file for --sink file")
-    p.add_argument("--statsd-addr", metavar="ADDR",
-                   help="DogStatsD address for --sink dogstatsd: host:port or unix:///path")
+    add_sink_options(p)
     p.add_argument("--state-dir", metavar="DIR",
                    help="outbox and trigger state (default: $EMITTER_STATE_DIR, then "
                    "$XDG_STATE_HOME/emitter)")
     p.add_argument("--listen", metavar="ADDR:PORT",
-                   help="address of the webhook server, which also serves /metrics and /healthz "
-                   "(default: 127.0.0.1:8787)")
+                   help="address for webhooks, /metrics and /healthz (default when a webhook "
+                   "rule runs: 127.0.0.1:8787). ':PORT' or 'PORT' alone means loopback; "
+                   "all interfaces are asked for by name: 0.0.0.0:PORT or [::]:PORT")
     p.add_argument("--metrics-addr", metavar="ADDR:PORT",
-                   help="serve /metrics (Prometheus text format) on its own address")
+                   help="a second port with the same routes (webhooks, /metrics, /healthz), "
+                   "same address syntax as --listen")
     p.add_argument("--stdin", action="store_true",
                    help="read JSON lines from standard input for `stdin` rules")
     p.add_argument("--watch", action="store_true",
@@ -60,7 +61,8 @@ def register(subparsers: Any) -> None:
                    default="info")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("--grace", type=_seconds, default=10.0, metavar="S",
-                   help="on SIGTERM, seconds to let requests in flight finish (default 10)")
+                   help="on SIGTERM, seconds to let requests in flight finish; at the end of "
+                   "--stdin input, seconds to deliver what is pending (default 10)")
     p.add_argument("--exit-after", type=_seconds, metavar="S",
                    help="stop by itself after S seconds (demos, smoke tests)")
     p.add_argument("--workers", type=int, default=4, metavar="N",
@@ -69,13 +71,9 @@ def register(subparsers: Any) -> None:
 
 
 def _sink_opts(args: argparse.Namespace) -> dict[str, Any]:
-    if args.sink == "file":
-        if not args.sink_path:
-            raise UsageError("--sink file needs --sink-path FILE")
-        return {"path": args.sink_path}
-    if args.sink == "dogstatsd" and args.statsd_addr:
-        return {"address": args.statsd_addr}
-    return {}
+    if args.sink == "file" and not args.sink_path:
+        raise UsageError("--sink file needs --sink-path FILE")
+    return sink_opts(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,10 +113,16 @@ def run(args: argparse.Namespace) -> int:
         daemon.shutdown()
         raise
     try:
-        return daemon.serve()
+        code = daemon.serve()
     finally:
         daemon.shutdown()
         _say_what_happened(daemon.metrics.totals(), sink)
+    if daemon.input_ended and daemon.undelivered:
+        print(f"emitter: {daemon.undelivered} event(s) not delivered within --grace "
+              f"(standard input ended); see the log line above for where they are",
+              file=sys.stderr)
+        return EXIT_DELIVERY
+    return code
 
 
 def _say_what_happened(totals: dict[str, int], sink: str) -> None:

@@ -3,10 +3,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from emitter.daemon.http import App, Request, Response, error_response, json_response
+from emitter.daemon.http import (
+    App,
+    Limits,
+    Request,
+    Response,
+    error_response,
+    json_response,
+    parse_addr,
+)
+from emitter.daemon.listener import Listener
+from emitter.errors import ConfigError
+
+log = logging.getLogger(__name__)
+DEFAULT_LISTEN = "127.0.0.1:8787"  # --listen when webhook rules run and none was given
 
 Health = Callable[[], Mapping[str, Any]]  # {"status": "ok" | "failing", ...}
 MetricsText = Callable[[], tuple[bytes, str]]  # (exposition, its content type)
@@ -35,3 +49,42 @@ class Front:
         if webhook is not None:
             return webhook(request)
         return error_response(404, "not found")
+
+
+class Ports:
+    """The daemon's listeners (`--listen`, `--metrics-addr`), every one serving `front`."""
+
+    def __init__(self, front: Front, limits: Limits | None = None) -> None:
+        self.front = front
+        self._limits = limits or Limits()
+        self._listeners: dict[tuple[str, int], Listener] = {}
+
+    def open(self, text: str, option: str) -> tuple[str, int]:
+        """Listen on `text` (ADDR:PORT, see parse_addr); the bound address. ConfigError when
+        the address is taken or not ours; the same address twice is one listener."""
+        address = parse_addr(text)
+        if address in self._listeners and address[1] != 0:
+            return self._listeners[address].address
+        try:
+            listener = Listener(address, self.front.app, self._limits, name=f"http{option}")
+        except OSError as exc:
+            raise ConfigError(f"{option} {text}: cannot listen on {address[0]}:{address[1]}: "
+                              f"{exc.strerror or exc}") from exc
+        listener.start()
+        self._listeners[address] = listener
+        bound = listener.address
+        log.info("listening", extra={"option": option, "addr": f"{bound[0]}:{bound[1]}"})
+        return bound
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._listeners)
+
+    def dead(self) -> list[str]:
+        """Listeners whose thread has ended (it should run until close)."""
+        return ["{}:{}".format(*a) for a, lis in self._listeners.items() if not lis.alive]
+
+    def close(self) -> None:
+        for listener in self._listeners.values():
+            listener.stop()
+        self._listeners.clear()

@@ -6,6 +6,8 @@ state directory, the outbox and the state store, starts the sender and one trigg
 group of rules, then `serve()` loops until asked to stop. SIGHUP (or a changed rule file with
 `watch`) reloads: the new files are validated first; when invalid the old rules keep running
 and the problems are logged; units whose rules did not change keep running untouched.
+At the end of standard input with only stdin rules, pending events get `grace` seconds to be
+delivered; `undelivered` then says how many are left (the command exits 5 for them).
 SIGTERM/SIGINT: triggers stop (what they fired is already durable), the sender gets `grace`
 seconds to finish requests in flight, everything else stays in the outbox (a temporary
 outbox, as for --dry-run, is drained within `grace` instead: it is deleted at exit).
@@ -27,13 +29,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from emitter.counters import Metrics
 from emitter.daemon import logs
-from emitter.daemon.metrics import Metrics, MetricsServer, parse_addr
+from emitter.daemon.front import DEFAULT_LISTEN, Front, Ports
+from emitter.daemon.health import health_report
+from emitter.daemon.metrics import Exposition
 from emitter.delivery.outbox import Outbox, Row
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
 from emitter.delivery.sender import Sender, SettledObserver, reason
 from emitter.delivery.throttle import Throttler
-from emitter.errors import InvalidError
+from emitter.errors import ConfigError, InvalidError
 from emitter.problems import Problem
 from emitter.rules.loader import find_rule_files, load_rules
 from emitter.settings import Settings
@@ -85,6 +90,7 @@ class Daemon:
         self._reload = threading.Event()
         self._mtimes: dict[str, float] = {}
         self._tmp_state: str | None = None
+        self._webhook_port = False
         self._closers: list[Callable[[], None]] = []
         self._stdin: StdinLines | None = None
         self.pipeline: Pipeline | None = None
@@ -92,7 +98,11 @@ class Daemon:
         self.store: StateStore | None = None
         self.outbox: Outbox | None = None
         self.state_dir: Path | None = None
-        self.metrics_server: MetricsServer | None = None
+        self._gauges: Callable[[], dict[str, float]] | None = None
+        self.front = Front(self.health, lambda: Exposition(self.metrics, self._gauges).answer())
+        self.ports = Ports(self.front)
+        self.input_ended = False  # serve() ended because standard input did
+        self.undelivered = 0  # events left in the outbox at shutdown
 
     # ---- rules --------------------------------------------------------------------------
 
@@ -136,7 +146,7 @@ class Daemon:
             throttler=Throttler(self.store), store=self.store,
         )
         self._start_sender()
-        self._start_metrics_server()
+        self._open_ports(ruleset)
         self._apply(ruleset)
         log.info("started", extra={"rules": len(ruleset.rules), "units": len(self._units),
                                    "state_dir": str(self.state_dir), "sink": self.config.sink})
@@ -161,7 +171,7 @@ class Daemon:
                     "dead": status.dead, "bytes": status.bytes,
                     "oldest_age_seconds": status.oldest_age or 0.0}
 
-        self.metrics.set_gauge_source(gauges)
+        self._gauges = gauges
 
     def _start_sender(self) -> None:
         assert self.outbox is not None
@@ -173,13 +183,19 @@ class Daemon:
         sender.start()
         self.sender = sender
 
-    def _start_metrics_server(self) -> None:
-        if not self.config.metrics_addr:
-            return
-        host, port = parse_addr(self.config.metrics_addr)
-        self.metrics_server = MetricsServer(self.metrics, host, port)
-        self.metrics_server.start()
-        log.info("metrics listening", extra={"addr": "{}:{}".format(*self.metrics_server.address)})
+    def _open_ports(self, ruleset: RuleSet) -> None:
+        """`--metrics-addr`, and `--listen` (default DEFAULT_LISTEN when a webhook rule
+        runs): one front on each, so every port gives the same answers."""
+        if self.config.metrics_addr:
+            self.ports.open(self.config.metrics_addr, "--metrics-addr")
+        if self.config.listen or _has_webhooks(ruleset):
+            self.ports.open(self.config.listen or DEFAULT_LISTEN, "--listen")
+            self._webhook_port = True
+
+    def health(self) -> dict[str, Any]:
+        units = [("/".join(k for k in key if k), runner)
+                 for key, (_, runner) in list(self._units.items())]
+        return health_report(units, self.sender, self.ports.dead())
 
     # ---- trigger units ------------------------------------------------------------------
 
@@ -189,6 +205,8 @@ class Daemon:
         wanted = group_units(ruleset.rules.values(), stdin=self.config.stdin)
         for key in [k for k in self._units if wanted.get(k) != self._units[k][0]]:
             rules, runner = self._units.pop(key)
+            if key[0] == "webhook":
+                self.front.webhook = None
             runner.stop(self.config.grace)
             log.info("trigger stopped", extra={"unit": "/".join(key)})
         self.pipeline.swap(ruleset)
@@ -202,6 +220,7 @@ class Daemon:
             if callable(wait_ready) and not wait_ready(READY_TIMEOUT):
                 log.warning("trigger not ready yet (still retrying)", extra={"unit": key[0]})
             self._units[key] = (rules, runner)
+            self._attach_webhook(key, runner)
             log.info("trigger started", extra={"unit": "/".join(k for k in key if k),
                                                "rules": ",".join(r.id for r in rules)})
 
@@ -210,9 +229,21 @@ class Daemon:
         assert self.store is not None
         if kind == "stdin" and self._stdin is None:
             self._stdin = StdinLines()
+        # The daemon's own ports serve webhooks (self.ports): the runner is a route handler.
         return make_runner(kind, rules, dispatch, on_error, store=self.store,
-                           listen=self.config.listen, environ=self.environ,
-                           metrics=self.metrics.render, stdin=self._stdin)
+                           listen=None, environ=self.environ, metrics=None, stdin=self._stdin)
+
+    def _attach_webhook(self, key: UnitKey, runner: TriggerRunner) -> None:
+        handle = getattr(runner, "handle", None)
+        if key[0] != "webhook" or not callable(handle):
+            return
+        self.front.webhook = handle
+        if not self._webhook_port:
+            try:
+                self.ports.open(self.config.listen or DEFAULT_LISTEN, "--listen")
+                self._webhook_port = True
+            except ConfigError as exc:  # a reload added webhooks: keep running, say why
+                self._on_error(None, str(exc))
 
     def _on_error(self, rule_id: str | None, message: str) -> None:
         if rule_id:
@@ -279,15 +310,28 @@ class Daemon:
                     self.reload()
             self._flush_summaries()
             if self._only_input_ended():
-                log.info("standard input ended and nothing else runs: delivering, then exiting")
-                if self.sender is not None:
-                    self.sender.drain(self.config.grace)
+                self._deliver_after_input()
                 break
             exit_after = self.config.exit_after
             if exit_after is not None and now - started >= exit_after:
                 log.info("exit-after reached")
                 break
         return 0
+
+    def _deliver_after_input(self) -> None:
+        """`producer | emitter run --stdin` ended: deliver what is pending, for up to
+        `grace` seconds; what is left is said at shutdown (`undelivered`)."""
+        self.input_ended = True
+        log.info("standard input ended and nothing else runs: delivering, then exiting",
+                 extra={"pending": self._left(), "grace": self.config.grace})
+        if self.sender is not None:
+            self.sender.drain(self.config.grace)
+
+    def _left(self) -> int:
+        if self.outbox is None:
+            return 0
+        status = self.outbox.status()
+        return status.pending + status.inflight
 
     def _only_input_ended(self) -> bool:
         """`producer | emitter run --stdin`: stdin was the only trigger and reached its end."""
@@ -309,6 +353,7 @@ class Daemon:
         if self.pipeline is not None:
             log.info("stopping", extra={"grace": self.config.grace})
         deadline = time.monotonic() + self.config.grace
+        self.ports.close()  # no new requests: webhooks answered so far are durable
         for key, (_, runner) in list(self._units.items()):
             runner.stop(max(0.1, deadline - time.monotonic()))
             del self._units[key]
@@ -320,9 +365,14 @@ class Daemon:
                 # the stop (--exit-after, Ctrl-C) is printed within the grace, not dropped.
                 self.sender.drain(max(0.1, deadline - time.monotonic()))
             finished = self.sender.stop(max(0.1, deadline - time.monotonic()))
-        if self.metrics_server is not None:
-            self.metrics_server.stop()
-        pending = self.outbox.status().pending if self.outbox is not None else 0
+        pending = self.undelivered = self._left()
+        if self.input_ended and pending:
+            kept = ("dropped with the temporary state directory" if self._tmp_state
+                    else f"kept in the outbox in {self.state_dir}; `emitter outbox drain` or the "
+                    "next `emitter run` sends them")
+            log.error("standard input ended: %d event(s) not delivered within --grace "
+                      "%.0fs; %s", pending, self.config.grace, kept,
+                      extra={"undelivered": pending, "state_dir": str(self.state_dir)})
         for close in reversed(self._closers):
             close()
         self._closers.clear()
@@ -352,6 +402,10 @@ def _settlement_log(metrics: Metrics) -> SettledObserver:
         logs.log_event(row.rule_id, "sender", name, level=level, fields=fields)
 
     return settled
+
+
+def _has_webhooks(ruleset: RuleSet) -> bool:
+    return any(rule.trigger.type == "webhook" for rule in ruleset.rules.values())
 
 
 def _webhook_secrets(compiled: Iterable[Any], environ: Mapping[str, str]) -> list[str]:

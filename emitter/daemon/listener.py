@@ -238,6 +238,10 @@ class Listener:
         return str(host), int(port)
 
     @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
     def connections(self) -> int:
         with self._server.slots:
             return len(self._server.waiting)

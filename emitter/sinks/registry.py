@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
-from emitter.errors import ConfigError, UsageError
-from emitter.settings import Settings
+from emitter.errors import UsageError
+from emitter.settings import Settings, parse_statsd_address
 from emitter.sinks.base import Sink
+
+__all__ = ["DEFAULT_SINK", "SINK_NAMES", "make_sink", "parse_statsd_address", "sink_factory"]
 
 SINK_NAMES: tuple[str, ...] = ("datadog", "dogstatsd", "stdout", "file")
 DEFAULT_SINK = "datadog"
@@ -50,34 +51,14 @@ def _datadog(settings: Settings, opts: dict[str, Any]) -> Sink:
 def _dogstatsd(settings: Settings, opts: dict[str, Any]) -> Sink:
     from emitter.sinks.dogstatsd import DEFAULT_HOST, DEFAULT_PORT, DogStatsdSink
 
-    address = opts.get("address")
-    if address:
-        return DogStatsdSink(**parse_statsd_address(str(address)))
-    return DogStatsdSink(
-        opts.get("host") or DEFAULT_HOST,
-        int(opts.get("port") or DEFAULT_PORT),
-        socket_path=opts.get("socket_path"),
-    )
-
-
-def parse_statsd_address(address: str) -> dict[str, Any]:
-    """`host:port`, `udp://host:port` or `unix:///path` → DogStatsdSink keyword arguments
-    (the forms DD_DOGSTATSD_URL takes)."""
-    if address.startswith("unix://"):
-        path = address[len("unix://") :]
-        if not path:
-            raise ConfigError(f"dogstatsd address {address!r} names no socket path")
-        return {"socket_path": path}
-    parts = urlsplit(address if "://" in address else f"udp://{address}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme != "udp" or not parts.hostname or port is None:
-        raise ConfigError(
-            f"dogstatsd address {address!r} is not host:port, udp://host:port or unix:///path"
+    if opts.get("host") or opts.get("port") or opts.get("socket_path"):
+        return DogStatsdSink(
+            opts.get("host") or DEFAULT_HOST,
+            int(opts.get("port") or DEFAULT_PORT),
+            socket_path=opts.get("socket_path"),
         )
-    return {"host": parts.hostname, "port": port}
+    # The address option, else the environment, read in one place (emitter.settings).
+    return DogStatsdSink(**settings.dogstatsd(opts.get("address")))
 
 
 def _stdout(settings: Settings, opts: dict[str, Any]) -> Sink:

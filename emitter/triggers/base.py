@@ -33,6 +33,10 @@ class TriggerHealth:
     firings: int  # firings dispatched successfully since start
     errors: int
     last_error: str | None = None
+    failing: bool = False  # its thread crashed within the last FAILING_WINDOW seconds
+
+
+FAILING_WINDOW = 30.0  # seconds a crash keeps a runner "failing" in /healthz
 
 
 class TriggerRunner(Protocol):
@@ -65,6 +69,7 @@ class RunnerBase:
         self._firings = 0
         self._errors = 0
         self._last_error: str | None = None
+        self._crashed_at: float | None = None
 
     def _start_thread(self, target: Callable[[], None]) -> None:
         self._stop.clear()
@@ -78,6 +83,8 @@ class RunnerBase:
                     target()
                     return
                 except Exception as exc:  # noqa: BLE001 - a trigger bug must not end the daemon
+                    with self._lock:
+                        self._crashed_at = time.monotonic()
                     self.report(None, f"{self.name} crashed: {type(exc).__name__}: {exc}")
                     self._stop.wait(1.0)
 
@@ -103,7 +110,10 @@ class RunnerBase:
     def health(self) -> TriggerHealth:
         running = self._thread is not None and self._thread.is_alive()
         with self._lock:
-            return TriggerHealth(self.name, running, self._firings, self._errors, self._last_error)
+            crashed = self._crashed_at
+            failing = crashed is not None and time.monotonic() - crashed < FAILING_WINDOW
+            return TriggerHealth(self.name, running, self._firings, self._errors,
+                                 self._last_error, failing)
 
 
 def now() -> float:

@@ -53,8 +53,6 @@ from emitter.triggers.kinds.webhook import request_variables
 if TYPE_CHECKING:
     from emitter.daemon.listener import Listener
 
-MAX_BODY = 1 << 20
-DEFAULT_LISTEN = "127.0.0.1:8787"
 RETRY_AFTER = "5"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -1,0 +1,41 @@
+"""What `/healthz` says: ok, or failing with each failing part and its last error.
+
+A part fails when its guarded thread crashed recently (trigger runners: TriggerHealth.failing),
+when the sender reports itself unhealthy, or when a listener's thread has ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from emitter.triggers.base import TriggerRunner
+
+
+def health_report(units: Iterable[tuple[str, TriggerRunner]], sender: Any,
+                  dead_listeners: Sequence[str] = ()) -> dict[str, Any]:
+    """{"status": "ok" | "failing", "failing": [{"part", "error"}...], "firings": n}."""
+    failing: list[dict[str, Any]] = []
+    firings = 0
+    for name, runner in units:
+        health = runner.health()
+        firings += health.firings
+        if health.failing:
+            failing.append({"part": f"trigger {name}", "error": health.last_error})
+    problem = _sender_problem(sender)
+    if problem is not None:
+        failing.append({"part": "sender", "error": problem})
+    failing += [{"part": f"listener {addr}", "error": "stopped serving"} for addr in dead_listeners]
+    return {"status": "failing" if failing else "ok", "failing": failing, "firings": firings}
+
+
+def _sender_problem(sender: Any) -> str | None:
+    """The sender's own verdict when it gives one (`health()` with `ok` and a reason)."""
+    probe = getattr(sender, "health", None)
+    if not callable(probe):
+        return None
+    state = probe()
+    if getattr(state, "ok", True):
+        return None
+    reason = getattr(state, "reason", None) or getattr(state, "last_error", None)
+    return str(reason or "failing")
