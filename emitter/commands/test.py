@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import Any
 
 from emitter.errors import EXIT_INVALID, EXIT_OK, UsageError
@@ -23,13 +24,14 @@ from emitter.validate.report import default_format
 FORMATS = ("text", "json", "github", "junit")
 
 
-def render_report(run: RunResult, fmt: str, *, verbose: bool = False) -> str:
+def render_report(run: RunResult, fmt: str, *, verbose: bool = False,
+                  started: float | None = None) -> str:
     if fmt == "json":
         return format_json(run)
     if fmt == "github":
         return format_github(run)
     if fmt == "junit":
-        return to_junit_xml(run)
+        return to_junit_xml(run, started)
     return format_text(run, verbose=verbose)
 
 
@@ -41,14 +43,16 @@ def execute(paths: list[str], fmt: str, junit_file: str | None = None,
         raise UsageError(f"{missing[0]}: no such file or directory")
     if not files:
         raise UsageError("no test files (*.test.yaml) found in " + ", ".join(paths))
+    started = time.time()
     run = run_tests(files)
     if junit_file is not None:
         try:
             with open(junit_file, "w", encoding="utf-8") as handle:
-                handle.write(to_junit_xml(run))
+                handle.write(to_junit_xml(run, started))
         except OSError as exc:
             raise UsageError(f"cannot write {junit_file}: {exc.strerror or exc}") from None
-    return (EXIT_OK if run.ok else EXIT_INVALID), render_report(run, fmt, verbose=verbose)
+    report = render_report(run, fmt, verbose=verbose, started=started)
+    return (EXIT_OK if run.ok else EXIT_INVALID), report
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,15 +1,20 @@
 """JUnit XML for `emitter test`: one <testsuite> per test file, one <testcase> per case.
 
-The layout is the common denominator CI systems read (Jenkins, GitLab, GitHub test-report
-actions): <testsuites> with totals, <testsuite name tests failures errors skipped time>,
-<testcase name classname file line time> holding <failure> or <error> with the diff as text.
-A test file that cannot be loaded becomes a suite with one errored case, so CI shows it.
+The layout is the one pytest writes (junit_family xunit1), which CI systems read (Jenkins,
+GitLab, GitHub test-report actions): <testsuites> with totals, <testsuite name tests failures
+errors skipped time timestamp hostname>, <testcase classname name file line time> holding
+<failure> or <error> with the diff as text. Times are seconds with 3 decimals, `timestamp` is
+the suite's start as local time with its UTC offset, `hostname` is platform.node(), as pytest
+writes them. A test file that cannot be loaded becomes a suite with one errored case.
 """
 
 from __future__ import annotations
 
+import platform
 import re
+import time
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 
 from emitter.ruletest.model import CaseResult, FileResult, RunResult, Status
 
@@ -23,7 +28,12 @@ def _clean(text: str) -> str:
 
 
 def _seconds(value: float) -> str:
-    return f"{value:.6f}"
+    return f"{value:.3f}"
+
+
+def _timestamp(posix: float) -> str:
+    # pytest: the session start as a UTC datetime, shown in the local zone with its offset.
+    return datetime.fromtimestamp(posix, timezone.utc).astimezone().isoformat()
 
 
 def _classname(path: str) -> str:
@@ -72,7 +82,7 @@ def _load_error_element(result: FileResult) -> ET.Element:
     return element
 
 
-def _suite_element(result: FileResult) -> ET.Element:
+def _suite_element(result: FileResult, started: float, hostname: str) -> ET.Element:
     cases = [_case_element(c, result.path) for c in result.cases]
     errors = result.count(Status.ERROR)
     if result.broken:
@@ -87,15 +97,28 @@ def _suite_element(result: FileResult) -> ET.Element:
             "errors": str(errors),
             "skipped": "0",
             "time": _seconds(result.duration),
+            "timestamp": _timestamp(started),
+            "hostname": hostname,
         },
     )
     suite.extend(cases)
     return suite
 
 
-def to_junit_xml(run: RunResult) -> str:
-    """The whole run as a JUnit XML document (a str with an XML declaration)."""
-    suites = [_suite_element(f) for f in run.files]
+def to_junit_xml(run: RunResult, started: float | None = None,
+                 hostname: str | None = None) -> str:
+    """The whole run as a JUnit XML document (a str with an XML declaration).
+
+    `started` is when the run began (POSIX seconds; default: now less the run's duration);
+    files run one after another, so each suite starts when the ones before it have ended.
+    """
+    total = sum(f.duration for f in run.files)
+    start = time.time() - total if started is None else started
+    host = platform.node() if hostname is None else hostname
+    suites = []
+    for result in run.files:
+        suites.append(_suite_element(result, start, host))
+        start += result.duration
     root = ET.Element(
         "testsuites",
         {
@@ -103,7 +126,7 @@ def to_junit_xml(run: RunResult) -> str:
             "tests": str(sum(int(s.get("tests", "0")) for s in suites)),
             "failures": str(sum(int(s.get("failures", "0")) for s in suites)),
             "errors": str(sum(int(s.get("errors", "0")) for s in suites)),
-            "time": _seconds(sum(f.duration for f in run.files)),
+            "time": _seconds(total),
         },
     )
     root.extend(suites)
