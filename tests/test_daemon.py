@@ -307,7 +307,7 @@ def test_webhook_signature_and_size(tmp_path: Path, intake: FakeIntake,
     assert _status_of_oversized_post(port, "/hooks/am", 2 << 20) == 413
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         metrics = resp.read().decode()
-    assert 'emitter_events_queued_total{rule="am"} 2' in metrics
+    assert 'emitter_events_queued_total{rule="am"} 2.0' in metrics
     sent = daemons[0].wait_log(msg="event", rule="am", trigger="sender", outcome="sent")
     assert sent["event_id"].isdigit() and sent["status"] == 202
     time.sleep(1.0)
