@@ -4,13 +4,18 @@ with their number, long lines are bounded, EOF ends it cleanly."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from emitter.errors import OutboxFullError
 from emitter.problems import Location
 from emitter.rules.model import Rule, StdinTrigger
 from emitter.triggers.base import Firing
 from emitter.triggers.stdin import StdinRunner
+from tests.intake import INTAKE_KEY, FakeIntake, intake_fixture  # noqa: F401
 
 
 def rule(rule_id: str) -> Rule:
@@ -69,3 +74,72 @@ def test_dispatch_error_retries_the_same_line() -> None:
     fired, errors, _ = run(b'{"n": 1}\n', fail_first=1)
     assert [f.variables["payload"]["n"] for f in fired] == [1, 1]
     assert len(errors) == 1 and "retrying" in errors[0][1]
+
+
+HUGE = b'{"n": ' + b"9" * 5000 + b"}\n"  # over Python's 4,300-digit int conversion limit
+DEEP = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+
+
+def test_huge_numbers_and_deep_nesting_are_skipped_and_the_reader_goes_on() -> None:
+    """They ended the reader (issue 9 item 2): the daemon saw end of input and dropped the
+    rest."""
+    fired, errors, runner = run(b'{"n": 1}\n' + HUGE + DEEP + b'{"n": 2}\n')
+    assert [f.variables["payload"]["n"] for f in fired if f.rule_id == "a"] == [1, 2]
+    huge, deep = (m for _, m in errors)
+    assert huge.startswith("stdin line 2: JSON value refused (") and "4300" in huge
+    assert deep == "stdin line 3: JSON nested too deeply; skipped"
+    assert runner.lines_skipped == 2 and runner.lines_read == 4
+    assert runner.reached_eof and runner.health().firings == 4
+
+
+def test_a_stop_is_not_an_end_of_input() -> None:
+    from emitter.triggers.stdinlines import StdinLines
+    from emitter.triggers.units import input_ended, stdin_unit
+
+    read_fd, write_fd = os.pipe()
+    fired: list[Firing] = []
+    try:
+        unit = stdin_unit([rule("a")], fired.extend, lambda r, m: None, StdinLines(read_fd))
+        unit.start()
+        os.write(write_fd, b'{"n": 1}\n')
+        deadline = time.monotonic() + 10
+        while not fired and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fired
+        unit.stop(5)  # the input is still open: this is a stop, not its end
+        assert unit.runner.done.is_set() and not input_ended(unit)
+    finally:
+        os.close(write_fd)
+        os.close(read_fd)
+
+    read_fd, write_fd = os.pipe()
+    unit = stdin_unit([rule("a")], fired.extend, lambda r, m: None, StdinLines(read_fd))
+    unit.start()
+    os.write(write_fd, b'{"n": 2}\n')
+    os.close(write_fd)
+    assert unit.runner.done.wait(10) and input_ended(unit)
+    unit.stop(5)
+    os.close(read_fd)
+
+
+def test_emitter_run_delivers_the_lines_after_a_bad_one(tmp_path: Path,
+                                                        intake: FakeIntake) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("""version: 1
+rules:
+  - id: echo
+    trigger: {type: stdin}
+    params: {payload: {type: object, example: {n: 1}}}
+    event: {title: "e {{ payload.n }}", text: x}
+""")
+    env = {**os.environ, "DATADOG_HOST": intake.url, "DD_API_KEY": INTAKE_KEY,
+           "HOME": str(tmp_path)}
+    lines = b'{"n": 1}\n' + HUGE + DEEP + b'{"n": 2}\n'
+    proc = subprocess.run([sys.executable, "-m", "emitter", "run", str(rules), "--stdin",
+                           "--state-dir", str(tmp_path / "s")],
+                          input=lines, capture_output=True, env=env, timeout=60)
+    intake.wait_for_events(2, timeout=30)
+    assert sorted(e["title"] for e in intake.events) == ["e 1", "e 2"]
+    err = proc.stderr.decode()
+    assert "stdin line 2: JSON value refused" in err and "stdin line 3: JSON nested" in err
+    assert "Traceback" not in err

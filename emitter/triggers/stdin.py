@@ -1,9 +1,12 @@
 """The `stdin` trigger: JSON lines on a stream, one object per line, as `payload`.
 
 Each line holding a JSON object fires every stdin rule once (in one dispatch call).
-A line that is not a JSON object, or longer than `max_line` bytes (1 MiB), is reported
-through `on_error` with its line number and skipped; blank lines are ignored. End of input
-ends the trigger cleanly and sets `done` (the daemon may exit when stdin was its only input).
+A line that is not a JSON object (malformed, nested too deeply, a number over Python's
+4,300-digit limit...) or longer than `max_line` bytes (1 MiB) is reported through
+`on_error` with its line number, counted in `lines_skipped` and skipped; the reader goes on.
+Blank lines are ignored. End of input ends the trigger cleanly: `done` is set and
+`reached_eof` is true (the daemon may then drain and exit when stdin was its only input);
+a stop sets `done` only.
 A dispatch error is reported and the same line is retried with back-off until accepted or
 the trigger is stopped.
 """
@@ -39,29 +42,35 @@ class StdinRunner(RunnerBase):
         self.rule_ids = tuple(r.id for r in rules if isinstance(r.trigger, StdinTrigger))
         self._stream = stream if stream is not None else sys.stdin.buffer
         self._max_line = max_line
-        self.done = threading.Event()
+        self.done = threading.Event()  # the reader has ended (end of input, or stopped)
+        self.reached_eof = False  # it ended because the input did (not a stop)
         self.lines_read = 0
+        self.lines_skipped = 0  # bad lines reported and skipped
 
     def start(self) -> None:
         self._start_thread(self._run)
 
     def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                raw = self._stream.readline(self._max_line + 1)
-                if not raw:
-                    return
-                self.lines_read += 1
-                if len(raw) > self._max_line and not raw.endswith(b"\n"):
-                    self._skip_rest_of_line()
-                    self.report(None, f"stdin line {self.lines_read}: longer than "
-                                      f"{self._max_line} bytes, skipped")
-                    continue
-                payload = self._parse(raw)
-                if payload is not None:
-                    self._deliver(payload)
-        finally:
-            self.done.set()
+        # `done` is set only here: a crash (restarted by the guard) is not an end of input.
+        while not self._stop.is_set():
+            raw = self._stream.readline(self._max_line + 1)
+            if not raw:
+                self.reached_eof = not self._stop.is_set() and bool(
+                    getattr(self._stream, "ended", True))  # a LineHandle knows; a file: EOF
+                break
+            self.lines_read += 1
+            if len(raw) > self._max_line and not raw.endswith(b"\n"):
+                self._skip_rest_of_line()
+                self._skip(f"longer than {self._max_line} bytes")
+                continue
+            payload = self._parse(raw)
+            if payload is not None:
+                self._deliver(payload)
+        self.done.set()
+
+    def _skip(self, why: str) -> None:
+        self.lines_skipped += 1
+        self.report(None, f"stdin line {self.lines_read}: {why}; skipped")
 
     def _skip_rest_of_line(self) -> None:
         while True:
@@ -77,11 +86,16 @@ class StdinRunner(RunnerBase):
             payload = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-            self.report(None, f"stdin line {self.lines_read}: not JSON ({reason}), skipped")
+            self._skip(f"not JSON ({reason})")
+            return None
+        except RecursionError:
+            self._skip("JSON nested too deeply")
+            return None
+        except ValueError as exc:  # e.g. an integer over sys.get_int_max_str_digits() digits
+            self._skip(f"JSON value refused ({exc})")
             return None
         if not isinstance(payload, dict):
-            self.report(None, f"stdin line {self.lines_read}: a JSON {type(payload).__name__}, "
-                              "expected an object; skipped")
+            self._skip(f"a JSON {type(payload).__name__}, expected an object")
             return None
         return payload
 

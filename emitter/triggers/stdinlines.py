@@ -28,6 +28,11 @@ class StdinLines:
     def handle(self) -> LineHandle:
         return LineHandle(self)
 
+    @property
+    def ended(self) -> bool:
+        """The input reached its end and every byte of it was handed out."""
+        return self._eof and not self._buf
+
     def _take(self, limit: int) -> bytes | None:
         """A complete line (or `limit` bytes, or the rest at EOF) from the buffer, if any."""
         end = self._buf.find(b"\n")
@@ -80,6 +85,11 @@ class LineHandle:
 
     def readline(self, limit: int = -1) -> bytes:
         return self._source.readline(limit, self._stop)
+
+    @property
+    def ended(self) -> bool:
+        """b"" from `readline` was the end of the input, not this handle's stop."""
+        return self._source.ended
 
     def stop(self) -> None:
         self._stop.set()

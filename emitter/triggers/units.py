@@ -87,8 +87,7 @@ class StdinUnit:
 
 
 def input_ended(unit: TriggerRunner) -> bool:
-    """True for a stdin unit whose input reached its end."""
+    """True for a stdin unit whose input reached its end (not one that was stopped)."""
     if not isinstance(unit, StdinUnit):
         return False
-    done = getattr(unit.runner, "done", None)
-    return bool(done is not None and done.is_set())
+    return bool(getattr(unit.runner, "reached_eof", False))
