@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tail < 0:
         raise UsageError("--tail must be zero or more")
     prepared = _prepare(args)  # problems found before the job are reported, never fatal
-    result = run_wrapped(argv, tail_bytes=args.tail)
+    result = run_wrapped(argv, tail_bytes=args.tail, env=_child_env(args, prepared))
     if result.error:
         _say(result.error)
     if prepared is not None:
@@ -114,7 +114,19 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]] | None:
+def _child_env(args: argparse.Namespace, prepared: Any) -> dict[str, str]:
+    """Our environment without credentials (DD_API_KEY, every webhook secret the rule files
+    name...), but with the variables the rule names in `env:`."""
+    from emitter.triggers.childenv import child_environ
+
+    if prepared is None:
+        return child_environ(os.environ)
+    _, compiled, _, secrets = prepared
+    return child_environ(os.environ, keep=compiled.rule.env, secrets=secrets)
+
+
+def _prepare(args: argparse.Namespace
+             ) -> tuple[Any, Any, dict[str, str], frozenset[str]] | None:
     """Load and compile the rule and parse --var before the job runs, so a broken rule is
     reported now; returns None (the job still runs) when it cannot be fired."""
     from emitter.commands._common import parse_vars
@@ -147,16 +159,18 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]] | None
             print(problem.format_text(), file=sys.stderr)
         _say("the rule has errors; running the command anyway, no event will be sent")
         return None
-    return settings, compiled, raw
+    from emitter.triggers.childenv import secret_names
+
+    return settings, compiled, raw, secret_names(loaded.rules)
 
 
-def _fire(args: argparse.Namespace, prepared: tuple[Any, Any, dict[str, str]],
+def _fire(args: argparse.Namespace, prepared: tuple[Any, Any, dict[str, str], frozenset[str]],
           wrapped: Mapping[str, Any]) -> None:
     from emitter.events.check import check_event
     from emitter.rules.params import coerce_vars
     from emitter.templates.render import RenderContext, render
 
-    settings, compiled, raw = prepared
+    settings, compiled, raw, _ = prepared
     rule = compiled.rule
     declared = {k: v for k, v in wrapped.items() if rule.param(k) is not None and v is not None}
     variables = {**coerce_vars(rule, raw, declared), **wrapped}

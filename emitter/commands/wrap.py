@@ -18,10 +18,12 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import BinaryIO
+
+from emitter.triggers.childenv import child_environ
 
 DEFAULT_TAIL = 8192  # bytes of each stream kept for the event; the template picks what to show
 EXIT_NOT_FOUND = 127
@@ -129,8 +131,11 @@ def run_wrapped(
     stdout: BinaryIO | None = None,
     stderr: BinaryIO | None = None,
     own_process_group: bool | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> WrappedResult:
     """Run `argv`, pass its output through to `stdout`/`stderr` (ours by default), wait.
+    The command's environment is `env`, else ours without credentials
+    (emitter.triggers.childenv).
 
     When our stdin is not a terminal (CI, cron, systemd) the command gets its own session
     and every forwarded signal reaches it exactly once. On a terminal it stays in our
@@ -152,6 +157,7 @@ def run_wrapped(
             proc = subprocess.Popen(
                 args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=own_process_group,
+                env=dict(env) if env is not None else child_environ(os.environ),
             )
         except OSError as exc:
             return _start_failure(args, exc, started_mono)
