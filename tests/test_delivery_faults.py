@@ -19,7 +19,8 @@ import pytest
 
 from emitter.delivery.outbox import Outbox
 from emitter.delivery.retry import RetryPolicy
-from emitter.delivery.sender import Sender, _Settler
+from emitter.delivery.sender import Sender
+from emitter.delivery.settler import Settler
 from emitter.errors import OutboxFullError
 from emitter.settings import Settings
 from emitter.sinks.registry import sink_factory
@@ -124,7 +125,7 @@ def test_kill_9_mid_drain_loses_nothing(intake: FakeIntake, tmp_path: Path) -> N
           f"{duplicates} duplicate(s)")
     assert duplicates <= in_flight_at_kill
     # In flight = claimed (in a worker or queued for one) or sent but not yet recorded.
-    assert in_flight_at_kill <= 4 + 32 + _Settler.LIMIT
+    assert in_flight_at_kill <= 4 + 32 + Settler.LIMIT
 
 
 # How late a request that another worker had already started (before a 429 reached the

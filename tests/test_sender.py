@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from emitter.delivery.outbox import Outbox
+from emitter.delivery.queued import deliver_via_outbox
 from emitter.delivery.retry import RetryPolicy
-from emitter.delivery.sender import Gate, Sender, deliver_via_outbox
+from emitter.delivery.sender import Gate, Sender
 from emitter.errors import ConfigError, UsageError
 from emitter.events.encode import Encoded
 from emitter.settings import Settings

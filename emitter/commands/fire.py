@@ -27,8 +27,8 @@ from emitter.settings import Settings
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from emitter.delivery.queued import QueuedDelivery
     from emitter.delivery.retry import RetryHook, RetryPolicy
-    from emitter.delivery.sender import QueuedDelivery
     from emitter.events.encode import Encoded
     from emitter.problems import Problem
     from emitter.sinks.base import DeliveryResult, Sink
@@ -224,7 +224,7 @@ def _deliver_queued(sink: Sink, events: Sequence[Encoded], args: argparse.Namesp
     """Commit each event to the outbox, then send it with the same retry rules. An
     OutboxFullError (exit 7) refuses the event it hit; those before it are reported first."""
     from emitter.delivery.outbox import Outbox
-    from emitter.delivery.sender import deliver_via_outbox
+    from emitter.delivery.queued import deliver_via_outbox
 
     done: list[QueuedDelivery] = []
     with Outbox.in_dir(state_dir) as outbox:

@@ -1,5 +1,6 @@
 """The sender: a small pool of workers draining the outbox into a sink, with back-off, a shared
-rate-limit gate, per-event deadlines and dead letters; plus `deliver_via_outbox` for `fire`."""
+rate-limit gate, per-event deadlines and dead letters (outcomes are recorded by
+emitter.delivery.settler; `fire`'s own path is emitter.delivery.queued)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from emitter.delivery.outbox import Outbox, Row, Settlement
-from emitter.delivery.retry import RetryPolicy, deliver
+from emitter.delivery.retry import RetryPolicy
+from emitter.delivery.settler import Settler
 from emitter.errors import ConfigError
 from emitter.events.encode import Encoded
 from emitter.sinks.base import DeliveryResult, Outcome, Sink
@@ -112,59 +113,6 @@ class _Handoff:
             return rows
 
 
-class _Settler:
-    """Records the workers' outcomes in the outbox in batches, off the workers' path, so a
-    worker goes on to its next request at once. Until recorded, an event stays inflight: a
-    crash in between means it is sent again, never lost."""
-
-    LIMIT = 512  # outcomes waiting to be recorded before workers must wait
-    BATCH = 64  # record at once when this many are waiting...
-    LINGER = 0.02  # ...or after this many seconds
-
-    def __init__(self, outbox: Outbox, progress: threading.Condition) -> None:
-        self._outbox, self._progress = outbox, progress
-        self._items: list[Settlement] = []
-        self._cv = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="outbox-settler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def add(self, item: Settlement) -> None:
-        with self._cv:
-            self._cv.wait_for(lambda: len(self._items) < self.LIMIT or self._closed)
-            self._items.append(item)
-            if len(self._items) in (1, self.BATCH):  # start lingering, or stop it
-                self._cv.notify_all()
-
-    def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(30)
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                self._cv.wait_for(lambda: bool(self._items) or self._closed)
-                # Linger a moment so one transaction records many outcomes (the rows stay
-                # inflight meanwhile, which is exactly what they are until recorded).
-                self._cv.wait_for(lambda: len(self._items) >= self.BATCH or self._closed,
-                                  self.LINGER)
-                batch, self._items = self._items, []
-                self._cv.notify_all()
-            if not batch:
-                return  # closed and nothing left
-            try:
-                self._outbox.settle(batch)
-            except Exception:  # noqa: BLE001 - they stay inflight and are sent again later
-                log.exception("could not record %d delivery outcome(s)", len(batch))
-            with self._progress:
-                self._progress.notify_all()
-
-
 @dataclass(frozen=True)
 class SenderCounters:
     sent: int
@@ -208,7 +156,7 @@ class Sender:
         self._count_lock = threading.Lock()
         self._counts = {"sent": 0, "retried": 0, "dead": 0, "rate_limited": 0}
         self._progress = threading.Condition()
-        self._settler = _Settler(outbox, self._progress)
+        self._settler = Settler(outbox, self._progress)
         self._lock_fd: int | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -374,53 +322,3 @@ def reason(result: DeliveryResult) -> str:
     if result.errors:
         return "; ".join(result.errors)
     return result.detail or (f"HTTP {result.status}" if result.status else "no answer")
-
-
-@dataclass(frozen=True)
-class QueuedDelivery:
-    """What `deliver_via_outbox` did: the final result and whether the event stays queued."""
-
-    event_id: int  # the outbox id (for `emitter outbox list/retry`)
-    result: DeliveryResult
-    queued: bool  # True: not delivered yet, left pending for the daemon / `outbox drain`
-    dead: bool  # True: refused by the API, kept as a dead letter
-
-
-def deliver_via_outbox(
-    outbox: Outbox,
-    sink: Sink,
-    rule_id: str,
-    event: Encoded,
-    policy: RetryPolicy,
-    **deliver_opts: Any,
-) -> QueuedDelivery:
-    """`emitter fire` with a state directory: commit the event first, then send it now with
-    the same retry rules as a direct send. Delivered → removed; refused → dead letter;
-    retries exhausted → left pending so a sender delivers it later (nothing is lost).
-
-    `deliver_opts` go to `emitter.delivery.retry.deliver` (sleep, clock, rng, on_retry).
-    """
-    # Leased for the whole retry budget (plus a last request's timeout), so a daemon sharing
-    # the outbox never sends it while this call may still be retrying it.
-    (event_id,) = outbox.enqueue([(rule_id, event.body)], claimed=True, lease=policy.deadline + 120)
-    attempts = 0
-
-    def counted(attempt: int, result: DeliveryResult, delay: float) -> None:
-        nonlocal attempts
-        attempts = attempt
-        hook = deliver_opts.get("on_retry")
-        if hook is not None:
-            hook(attempt, result, delay)
-
-    opts = {**deliver_opts, "on_retry": counted}
-    result = deliver(sink, event, policy, **opts)
-    if result.outcome is Outcome.DELIVERED:
-        outbox.mark_delivered(event_id)
-        return QueuedDelivery(event_id, result, queued=False, dead=False)
-    if result.outcome is Outcome.REJECTED:
-        outbox.mark_dead(event_id, result.status, reason(result))
-        return QueuedDelivery(event_id, result, queued=False, dead=True)
-    tries = attempts + 1
-    next_at = time.time() + policy.backoff(tries + 1, random.Random())  # noqa: S311
-    outbox.mark_retry(event_id, next_at, result.status, reason(result), attempts=tries)
-    return QueuedDelivery(event_id, result, queued=True, dead=False)

@@ -1,0 +1,109 @@
+"""The outbox's storage format: the SQLite schema, the row and settlement records, the status
+record, and how a stored row becomes a `Row`. The behaviour lives in emitter.delivery.outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+COUNTERS = ("accepted", "delivered", "retried", "dead", "refused")
+
+State = Literal["pending", "inflight", "dead"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: `outbox retry ID` stays unambiguous
+    rule_id TEXT NOT NULL,
+    body BLOB NOT NULL,                    -- the exact JSON bytes to send
+    created_at REAL NOT NULL,              -- wall clock (survives restarts)
+    attempts INTEGER NOT NULL DEFAULT 0,   -- sends started (counted at claim)
+    next_attempt_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'inflight', 'dead')),
+    last_status INTEGER,
+    last_error TEXT,
+    deadline REAL NOT NULL,
+    dead_at REAL
+);
+CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at, id);
+CREATE TABLE IF NOT EXISTS totals (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    events INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals VALUES (1, 0, 0);
+CREATE TRIGGER IF NOT EXISTS events_count_in AFTER INSERT ON events BEGIN
+    UPDATE totals SET events = events + 1, bytes = bytes + length(NEW.body) WHERE one = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS events_count_out AFTER DELETE ON events BEGIN
+    UPDATE totals SET events = events - 1, bytes = bytes - length(OLD.body) WHERE one = 1;
+END;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+ROW_COLUMNS = (
+    "id, rule_id, body, created_at, attempts, next_attempt_at, state, "
+    "last_status, last_error, deadline, dead_at"
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One event in the outbox."""
+
+    id: int
+    rule_id: str
+    body: bytes
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+    state: State
+    last_status: int | None
+    last_error: str | None
+    deadline: float
+    dead_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The outcome of one attempt, as `Outbox.settle` records it."""
+
+    id: int
+    outcome: Literal["delivered", "retry", "dead"]
+    next_at: float = 0.0  # retry: when it is due again (wall clock)
+    status: int | None = None
+    error: str = ""
+    attempts: int | None = None  # retry: overrides the stored attempt count
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    path: Path
+    pending: int
+    inflight: int
+    dead: int
+    events: int  # all rows, dead letters included (they count toward the bound)
+    bytes: int
+    max_events: int
+    max_bytes: int
+    oldest_age: float | None  # seconds since the oldest undelivered event was accepted
+    last_error: str | None
+    counters: dict[str, int]  # accepted, delivered, retried, dead, refused (since creation)
+
+
+def row_of(values: Sequence[Any]) -> Row:
+    return Row(
+        id=int(values[0]),
+        rule_id=str(values[1]),
+        body=bytes(values[2]),
+        created_at=float(values[3]),
+        attempts=int(values[4]),
+        next_attempt_at=float(values[5]),
+        state=values[6],
+        last_status=None if values[7] is None else int(values[7]),
+        last_error=values[8],
+        deadline=float(values[9]),
+        dead_at=None if values[10] is None else float(values[10]),
+    )
