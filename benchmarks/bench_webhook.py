@@ -48,12 +48,19 @@ def serve(mode: str, state_dir: str) -> None:
         def dispatch(firings) -> None:  # type: ignore[no-untyped-def]
             return None
 
+    from emitter.daemon.front import Front
+    from emitter.daemon.listener import Listener
+
     server = WebhookServer([rule], dispatch, lambda r, m: print("error:", m, file=sys.stderr),
-                           listen="127.0.0.1:0", environ={"BENCH_SECRET": SECRET})
+                           environ={"BENCH_SECRET": SECRET})
     server.start()
-    server.wait_ready(10)
-    print(server.address[1], flush=True)
+    front = Front(lambda: {"status": "ok"})  # the daemon's front and listener, as in `run`
+    front.webhook = server.handle
+    listener = Listener(("127.0.0.1", 0), front.app)
+    listener.start()
+    print(listener.address[1], flush=True)
     sys.stdin.read()  # until the parent closes our stdin
+    listener.stop()
     server.stop(5)
     if mode == "outbox":
         outbox.close()

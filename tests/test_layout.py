@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emitter"
 # is on top.
 RANK: dict[str, int] = {
     "emitter": 0, "errors": 0, "problems": 0, "schemas": 0, "settings": 0, "firing": 0,
-    "redaction": 0, "backoff": 0, "counters": 0,
+    "redaction": 0, "backoff": 0, "counters": 0, "httpmsg": 0,
     "schemaverdict": 0,
     "rules": 1, "state": 1,
     "templates": 2, "events": 2,
@@ -38,7 +38,6 @@ CORE = ("rules", "templates", "events", "triggers", "state", "delivery", "sinks"
 KNOWN_AGAINST_ORDER: frozenset[tuple[str, str]] = frozenset({
     # per-rule counters and the event log line are records the daemon exposes, not daemon parts
     ("emitter.delivery.pipeline", "emitter.daemon.logs"),
-    ("emitter.delivery.pipeline", "emitter.daemon.metrics"),
 })
 
 MAX_LINES = 400

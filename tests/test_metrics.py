@@ -14,9 +14,9 @@ import pytest
 
 from emitter.counters import COUNTERS, Metrics
 from emitter.daemon import logs
-from emitter.daemon.http import parse_addr
 from emitter.daemon.metrics import CONTENT_TYPE, Exposition
 from emitter.errors import UsageError
+from emitter.httpmsg import parse_addr
 
 # One sample line of the text format: name{labels} value
 _SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]\w*="([^"\\\n]|\\.)*",?)*\})? \S+$')

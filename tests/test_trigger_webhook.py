@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from emitter.daemon.http import Limits
-from emitter.errors import EmitterError, OutboxFullError
+from emitter.daemon.front import Front, Ports
+from emitter.daemon.listener import Listener
+from emitter.errors import ConfigError, EmitterError, OutboxFullError
+from emitter.httpmsg import Limits
 from emitter.problems import Location
 from emitter.rules.model import Rule, WebhookTrigger
 from emitter.triggers.base import Firing
@@ -42,15 +44,25 @@ RULES = [
 
 
 class Hook:
-    def __init__(self, rules: list[Rule], **kw: Any) -> None:
+    """The webhook routes behind the daemon's front, on a real loopback listener."""
+
+    def __init__(self, rules: list[Rule], limits: Limits | None = None,
+                 metrics: Any = None) -> None:
         self.fired: list[Firing] = []
         self.errors: list[tuple[str | None, str]] = []
         self.behaviour: Callable[[Sequence[Firing]], None] | None = None
         self.server = WebhookServer(rules, self.dispatch, lambda r, m: self.errors.append((r, m)),
-                                    listen="127.0.0.1:0", environ=ENV, **kw)
+                                    environ=ENV)
         self.server.start()
-        assert self.server.wait_ready(5)
-        self.port = self.server.address[1]
+        self.front = Front(lambda: {"status": "ok"}, metrics)
+        self.front.webhook = self.server.handle
+        self.listener = Listener(("127.0.0.1", 0), self.front.app, limits)
+        self.listener.start()
+        self.port = self.listener.address[1]
+
+    def close(self) -> None:
+        self.listener.stop()
+        self.server.stop(2)
 
     def dispatch(self, firings: Sequence[Firing]) -> None:
         if self.behaviour is not None:
@@ -71,9 +83,9 @@ class Hook:
 @pytest.fixture
 def hook() -> Iterator[Hook]:
     limits = Limits(max_body=1000, header_timeout=0.5, body_timeout=0.5, idle_timeout=0.5)
-    h = Hook(RULES, limits=limits, metrics=lambda: "emitter_up 1\n")
+    h = Hook(RULES, limits, metrics=lambda: (b"emitter_up 1\n", "text/plain; version=0.0.4"))
     yield h
-    h.server.stop(2)
+    h.close()
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
@@ -218,17 +230,12 @@ def test_slow_client_gets_408_after_body_timeout(hook: Hook) -> None:
     assert hook.fired == []
 
 
-def test_port_in_use_is_reported_not_raised() -> None:
+def test_port_in_use_is_a_config_error_naming_the_option() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        errors: list[str] = []
-        server = WebhookServer(RULES[3:4], lambda f: None, lambda r, m: errors.append(m),
-                               listen=f"127.0.0.1:{port}", environ=ENV)
-        server.start()
-        deadline = time.monotonic() + 5
-        while not any("cannot listen" in m for m in errors) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        server.stop(2)
-    assert any("cannot listen" in m for m in errors)
+        ports = Ports(Front(lambda: {"status": "ok"}))
+        with pytest.raises(ConfigError, match=f"--listen 127.0.0.1:{port}: cannot listen"):
+            ports.open(f"127.0.0.1:{port}", "--listen")
+        ports.close()

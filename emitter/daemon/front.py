@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from emitter.daemon.http import (
+from emitter.daemon.listener import Listener
+from emitter.errors import ConfigError
+from emitter.httpmsg import (
     App,
     Limits,
     Request,
@@ -16,8 +18,6 @@ from emitter.daemon.http import (
     json_response,
     parse_addr,
 )
-from emitter.daemon.listener import Listener
-from emitter.errors import ConfigError
 
 log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:8787"  # --listen when webhook rules run and none was given
@@ -88,3 +88,19 @@ class Ports:
         for listener in self._listeners.values():
             listener.stop()
         self._listeners.clear()
+
+
+def has_webhooks(rules: Iterable[Any]) -> bool:
+    return any(rule.trigger.type == "webhook" for rule in rules)
+
+
+def webhook_secrets(compiled: Iterable[Any], environ: Mapping[str, str]) -> list[str]:
+    """Values of the environment variables webhook rules read tokens and HMAC keys from."""
+    found = []
+    for item in compiled:
+        trigger = item.rule.trigger
+        for name in (getattr(trigger, "token_env", None), getattr(trigger, "hmac_secret_env",
+                                                                     None)):
+            if name and environ.get(name):
+                found.append(environ[name])
+    return found

@@ -22,7 +22,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,18 +31,18 @@ from typing import Any
 
 from emitter.counters import Metrics
 from emitter.daemon import logs
-from emitter.daemon.front import DEFAULT_LISTEN, Front, Ports
+from emitter.daemon.front import DEFAULT_LISTEN, Front, Ports, has_webhooks, webhook_secrets
 from emitter.daemon.health import health_report
 from emitter.daemon.metrics import Exposition
-from emitter.delivery.outbox import Outbox, Row
+from emitter.daemon.settled import settlement_log
+from emitter.delivery.outbox import Outbox
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
-from emitter.delivery.sender import Sender, SettledObserver, reason
+from emitter.delivery.sender import Sender
 from emitter.delivery.throttle import Throttler
 from emitter.errors import ConfigError, InvalidError
 from emitter.problems import Problem
 from emitter.rules.loader import find_rule_files, load_rules
 from emitter.settings import Settings
-from emitter.sinks.base import DeliveryResult, Outcome
 from emitter.sinks.registry import sink_factory
 from emitter.state.dirs import resolve_state_dir
 from emitter.state.store import StateStore
@@ -120,7 +120,7 @@ class Daemon:
         problems += [p for p in (*loaded.problems, *more) if p not in problems]
         if any(p.is_error for p in problems):
             return None, problems, files
-        logs.add_secrets(_webhook_secrets(compiled, self.environ))
+        logs.add_secrets(webhook_secrets(compiled, self.environ))
         return RuleSet.of(compiled), problems, files
 
     def _remember_mtimes(self) -> None:
@@ -179,7 +179,7 @@ class Daemon:
         # One writer keeps printed lines whole and in order.
         workers = 1 if self.config.sink in ("stdout", "file") else self.config.workers
         sender = Sender(self.outbox, factory, workers=workers,
-                        on_settled=_settlement_log(self.metrics))
+                        on_settled=settlement_log(self.metrics))
         sender.start()
         self.sender = sender
 
@@ -188,7 +188,7 @@ class Daemon:
         runs): one front on each, so every port gives the same answers."""
         if self.config.metrics_addr:
             self.ports.open(self.config.metrics_addr, "--metrics-addr")
-        if self.config.listen or _has_webhooks(ruleset):
+        if self.config.listen or has_webhooks(ruleset.rules.values()):
             self.ports.open(self.config.listen or DEFAULT_LISTEN, "--listen")
             self._webhook_port = True
 
@@ -381,43 +381,6 @@ class Daemon:
         if self.pipeline is not None:
             log.info("stopped", extra={"pending": pending, "in_flight_finished": finished})
         return finished
-
-
-def _settlement_log(metrics: Metrics) -> SettledObserver:
-    """The sender's observer: each attempt's outcome counted per rule (sent / failed / dead)
-    and logged."""
-
-    def settled(row: Row, result: DeliveryResult) -> None:
-        name = {Outcome.DELIVERED: "sent", Outcome.REJECTED: "dead"}.get(result.outcome,
-                                                                         "failed")
-        metrics.inc(row.rule_id, name)
-        fields: dict[str, Any] = {"outbox_id": row.id, "attempt": row.attempts}
-        if result.status is not None:
-            fields["status"] = result.status
-        if result.event_id:
-            fields["event_id"] = result.event_id
-        if name != "sent":
-            fields["error"] = reason(result)
-        level = logging.WARNING if name == "dead" else logging.INFO
-        logs.log_event(row.rule_id, "sender", name, level=level, fields=fields)
-
-    return settled
-
-
-def _has_webhooks(ruleset: RuleSet) -> bool:
-    return any(rule.trigger.type == "webhook" for rule in ruleset.rules.values())
-
-
-def _webhook_secrets(compiled: Iterable[Any], environ: Mapping[str, str]) -> list[str]:
-    """Values of the environment variables webhook rules read tokens and HMAC keys from."""
-    found = []
-    for item in compiled:
-        trigger = item.rule.trigger
-        for name in (getattr(trigger, "token_env", None), getattr(trigger, "hmac_secret_env",
-                                                                     None)):
-            if name and environ.get(name):
-                found.append(environ[name])
-    return found
 
 
 def _mtimes(paths: Sequence[str]) -> dict[str, float]:

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-from emitter.daemon.http import (
+from emitter.httpmsg import (
     App,
     BadRequest,
     Limits,

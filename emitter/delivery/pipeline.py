@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from emitter.counters import Metrics
 from emitter.daemon.logs import log_event
-from emitter.daemon.metrics import Metrics
 from emitter.delivery.throttle import Reservation, Summary, Throttler
 from emitter.errors import EmitterError, InvalidError
 from emitter.events.check import check_event

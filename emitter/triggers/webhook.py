@@ -18,8 +18,8 @@ HTTP itself (parsing, Content-Length, 411/413/408/400 for malformed requests, re
 connection bounds) is emitter.daemon.listener's: this module is the route handler
 `handle(Request) -> Response` the daemon's front calls. The answer is 202 `{"accepted": n}`
 only after `dispatch` returned (the events are durable); 503 with `Retry-After` when the
-outbox is full, 500 on any other failure. Nothing logs secrets or bodies. Given `listen`
-(tests, benchmarks), the trigger opens a listener of its own serving the same front.
+outbox is full, 500 on any other failure. Nothing logs secrets or bodies. It opens no
+port: emitter.daemon.front serves it (`Front.webhook = server.handle`).
 
 Variables: see emitter.triggers.kinds.webhook (`payload`, `headers` and `query` with every
 credential removed, `path`, `method`).
@@ -30,31 +30,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
-from emitter.daemon.http import (
+from emitter.errors import OutboxFullError
+from emitter.httpmsg import (
     BadRequest,
-    Limits,
     Request,
     Response,
     decode_json,
     error_response,
     json_response,
 )
-from emitter.errors import OutboxFullError
 from emitter.rules.model import Rule, WebhookTrigger
-from emitter.triggers.base import Backoff, Dispatch, Firing, OnError, RunnerBase
+from emitter.triggers.base import Dispatch, Firing, OnError, RunnerBase, TriggerHealth
 from emitter.triggers.kinds.webhook import request_variables
 
-if TYPE_CHECKING:
-    from emitter.daemon.listener import Listener
-
 RETRY_AFTER = "5"
-METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -87,8 +81,7 @@ def _token_ok(token: bytes, headers: Mapping[str, str]) -> bool:
 
 
 class WebhookServer(RunnerBase):
-    """The webhook rules' routes. The daemon's front calls `handle`; with `listen` given
-    the trigger opens a listener of its own (tests, benchmarks)."""
+    """The webhook rules' routes; the daemon's front calls `handle` (no thread of its own)."""
 
     def __init__(
         self,
@@ -96,37 +89,25 @@ class WebhookServer(RunnerBase):
         dispatch: Dispatch,
         on_error: OnError,
         *,
-        listen: str | None = None,
         environ: Mapping[str, str] | None = None,
-        limits: Limits | None = None,
-        metrics: Callable[[], str] | None = None,  # /metrics text for its own listener
     ) -> None:
         super().__init__("webhook", on_error)
         self._dispatch = dispatch
         self._rules = [r for r in rules if isinstance(r.trigger, WebhookTrigger)]
         self._environ = os.environ if environ is None else environ
-        self._listen = listen
-        self.limits = limits or Limits()
-        self._metrics = metrics
         self.routes: dict[str, list[Route]] = {}
-        self._listener: Listener | None = None
-        self._ready = threading.Event()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The bound (host, port) of the trigger's own listener."""
-        assert self._listener is not None, "not listening"
-        return self._listener.address
+        self._started = False
 
     def start(self) -> None:
         self.routes = self._build_routes()
-        if self._listen is None:
-            self._ready.set()
-        else:
-            self._start_thread(self._serve)
+        self._started = True
 
-    def wait_ready(self, timeout: float) -> bool:
-        return self._ready.wait(timeout)
+    def stop(self, timeout: float) -> None:
+        self._started = False
+        self._stop.set()
+
+    def health(self) -> TriggerHealth:
+        return replace(super().health(), running=self._started)
 
     def _build_routes(self) -> dict[str, list[Route]]:
         routes: dict[str, list[Route]] = {}
@@ -151,36 +132,6 @@ class WebhookServer(RunnerBase):
     def _secret(self, env: str | None) -> bytes | None:
         value = self._environ.get(env) if env else None
         return value.encode() if value else None
-
-    def _serve(self) -> None:
-        from emitter.daemon.front import Front
-        from emitter.daemon.http import parse_addr
-        from emitter.daemon.listener import Listener
-
-        assert self._listen is not None
-        metrics = self._metrics
-        text = None if metrics is None else lambda: (metrics().encode(), METRICS_TYPE)
-        front = Front(lambda: {"status": "ok", "firings": self.health().firings}, text)
-        front.webhook = self.handle
-        address = parse_addr(self._listen)
-        backoff = Backoff(cap=10.0)
-        while not self._stop.is_set():
-            try:
-                self._listener = Listener(address, front.app, self.limits, name="webhook-http")
-            except OSError as exc:
-                self.report(None, f"webhook cannot listen on {self._listen}: "
-                                  f"{exc.strerror or exc}; retrying")
-                self._stop.wait(backoff.failed())
-                continue
-            self._listener.start()
-            self._ready.set()
-            return
-
-    def stop(self, timeout: float) -> None:
-        self._stop.set()
-        super().stop(timeout)
-        if self._listener is not None:
-            self._listener.stop()
 
     # ---- requests -----------------------------------------------------------------------
 
@@ -220,6 +171,6 @@ class WebhookServer(RunnerBase):
 
 def make_runner(
     rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, store: object, *,
-    listen: str | None = None, environ: Mapping[str, str] | None = None, **_: object,
+    environ: Mapping[str, str] | None = None, **_: object,
 ) -> WebhookServer:
-    return WebhookServer(rules, dispatch, on_error, listen=listen, environ=environ)
+    return WebhookServer(rules, dispatch, on_error, environ=environ)

@@ -67,8 +67,7 @@ def _runner(rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, store:
             options: RunnerOptions) -> Any:
     from emitter.triggers.webhook import WebhookServer
 
-    return WebhookServer(rules, dispatch, on_error, listen=options.listen,
-                         environ=options.environ, metrics=options.metrics)
+    return WebhookServer(rules, dispatch, on_error, environ=options.environ)
 
 
 def _feed(rule: Rule, given: Any, at: float, state: FeedState) -> list[Firing]:

@@ -1,6 +1,7 @@
-"""HTTP for the daemon's ports: the one address syntax, request-head parsing with its
-limits, request/answer records, and the JSON body decoder (malformed input -> BadRequest).
-The server loop that uses them is emitter.daemon.listener."""
+"""HTTP messages, below triggers and the daemon: the one ADDR:PORT syntax, request-head
+parsing with its limits, the Request/Response records a route handler (the webhook trigger)
+takes and gives, and the JSON body decoder (malformed input -> BadRequest). The server loop
+that uses them is emitter.daemon.listener."""
 
 from __future__ import annotations
 
