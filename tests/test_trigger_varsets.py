@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -147,17 +148,21 @@ def _command(rule: Rule, log: Path, tmp: Path) -> set[str]:
 
 
 def _webhook(rule: Rule, log: Path, tmp: Path) -> set[str]:
+    from emitter.daemon.front import Front
+    from emitter.daemon.listener import Listener
     from emitter.triggers.webhook import WebhookServer
 
-    holder: list[WebhookServer] = []
+    holder: list[Any] = []
 
     def start(dispatch: Callable[[Sequence[Firing]], None]) -> None:
-        server = WebhookServer([rule], dispatch, lambda r, m: None, listen="127.0.0.1:0",
-                               environ={})
-        holder.append(server)
+        server = WebhookServer([rule], dispatch, lambda r, m: None, environ={})
         server.start()
-        assert server.wait_ready(5)
-        conn = http.client.HTTPConnection("127.0.0.1", server.address[1], timeout=10)
+        front = Front(lambda: {"status": "ok"})
+        front.webhook = server.handle
+        listener = Listener(("127.0.0.1", 0), front.app)  # the daemon's own HTTP front
+        holder.extend((listener, server))
+        listener.start()
+        conn = http.client.HTTPConnection("127.0.0.1", listener.address[1], timeout=10)
         conn.request("POST", "/hooks/x?a=1", body=b'{"k": 1}',
                      headers={"Content-Type": "application/json"})
         assert conn.getresponse().status == 202
@@ -166,8 +171,9 @@ def _webhook(rule: Rule, log: Path, tmp: Path) -> set[str]:
     try:
         return collect(start)
     finally:
-        for server in holder:
-            server.stop(2)
+        listener, server = holder
+        listener.stop()
+        server.stop(2)
 
 
 def _stdin(rule: Rule, log: Path, tmp: Path) -> set[str]:
