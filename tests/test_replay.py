@@ -171,6 +171,24 @@ def test_webhook_dir(tmp_path: Path, compiled: list) -> None:  # type: ignore[ty
     assert len(result.problems) == 1 and "bad.json" in str(result.problems[0].location)
 
 
+def test_progress_is_told_all_of_the_input(tmp_path: Path, compiled: list) -> None:  # type: ignore[type-arg]
+    log = tmp_path / "app.log"
+    _generate(log)
+    with log.open("ab") as handle:  # several 1 MiB reads, the last one partial
+        handle.write(log.read_bytes() * 20)
+    told: list[int] = []
+    replay_log([c for c in compiled if c.id == "timeouts"], str(log), on_progress=told.append)
+    assert len(told) > 2 and sum(told) == log.stat().st_size
+
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for i in range(4):
+        (hooks / f"{i}.json").write_text("{nope" if i == 2 else "{}")
+    told.clear()
+    replay_webhooks([c for c in compiled if c.id == "hooks"], str(hooks), on_progress=told.append)
+    assert told == [1, 1, 1, 1]  # the unreadable payload counts as read too
+
+
 def test_cli_prints_json_lines_and_a_summary(tmp_path: Path, compiled: list,  # type: ignore[type-arg]
                                             capsys: pytest.CaptureFixture[str]) -> None:
     facts = _generate(tmp_path / "app.log", seed=3)

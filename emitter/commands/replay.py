@@ -1,17 +1,20 @@
 """`emitter replay PATH (--file LOG | --webhook-dir DIR)`: what rules would have sent for a
 historical log or saved webhook payloads. Events go to stdout as JSON lines (the exact bodies
-that would be posted), a per-rule count to stderr. Nothing is sent and no state is touched."""
+that would be posted), a per-rule count to stderr. Nothing is sent and no state is touched.
+A progress bar shows on stderr while the input is read, when stderr is a terminal."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import zoneinfo
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from emitter.commands.progress import progress
 from emitter.errors import EXIT_INVALID, EXIT_OK, InvalidError, UsageError
 from emitter.rules.loader import load_rules
 from emitter.rules.model import FileTrigger, WebhookTrigger
@@ -20,6 +23,7 @@ from emitter.ruletest.replay import (
     COUNTERS,
     ReplayOptions,
     ReplayResult,
+    payload_files,
     replay_log,
     replay_webhooks,
 )
@@ -91,13 +95,22 @@ def _print(result: ReplayResult) -> None:
     print("\n".join(summary_lines(result.counts)), file=sys.stderr)
 
 
+def _replay(args: argparse.Namespace, options: ReplayOptions) -> ReplayResult:
+    """Raises OSError."""
+    if args.file is not None:
+        rules = _select(args, FileTrigger)
+        size = os.stat(args.file).st_size
+        with progress("replay", size, unit="B", scale=True) as advance:
+            return replay_log(rules, args.file, options, advance)
+    rules = _select(args, WebhookTrigger)
+    with progress("replay", len(payload_files(args.webhook_dir)), unit="payload") as advance:
+        return replay_webhooks(rules, args.webhook_dir, options, advance)
+
+
 def run(args: argparse.Namespace) -> int:
     options = _options(args)
     try:
-        if args.file is not None:
-            result = replay_log(_select(args, FileTrigger), args.file, options)
-        else:
-            result = replay_webhooks(_select(args, WebhookTrigger), args.webhook_dir, options)
+        result = _replay(args, options)
     except OSError as exc:
         where = args.file or args.webhook_dir
         raise UsageError(f"{where}: {exc.strerror or exc}") from None

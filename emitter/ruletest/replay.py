@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from typing import Any, BinaryIO
@@ -37,6 +37,12 @@ from emitter.triggers.linematch import LineHit, LineMatcher, LineRule
 CHUNK_BYTES = 1 << 20
 MAX_PAYLOAD_BYTES = 1 << 20  # the same order as the webhook server's body limit
 COUNTERS = ("matched", "events", "skipped", "throttled", "invalid", "out_of_range")
+# Told how much input has been read: bytes of a log, or payload files; for a progress display.
+Progress = Callable[[int], None]
+
+
+def _no_progress(_n: int) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -142,8 +148,10 @@ def _hit_time(hit: LineHit, replay: _Replayer) -> float | None:
 
 
 def replay_log(compiled: Sequence[CompiledRule], log_path: str,
-               options: ReplayOptions | None = None) -> ReplayResult:
-    """Run the `file` rules in `compiled` over the log at `log_path`. Raises OSError."""
+               options: ReplayOptions | None = None,
+               on_progress: Progress = _no_progress) -> ReplayResult:
+    """Run the `file` rules in `compiled` over the log at `log_path`, telling `on_progress`
+    the bytes read as it goes. Raises OSError."""
     replay = _Replayer(compiled, options or ReplayOptions())
     triggers = {c.id: c.rule.trigger for c in compiled}
     rules = [LineRule(rid, t.match, t.exclude) for rid, t in triggers.items()
@@ -157,6 +165,7 @@ def replay_log(compiled: Sequence[CompiledRule], log_path: str,
             for hit in matcher.scan(chunk, line_number):
                 _replay_hit(replay, hit, triggers[hit.rule_id], log_path)
             line_number += chunk.count(b"\n")
+            on_progress(len(chunk))
     return replay.finish()
 
 
@@ -175,20 +184,24 @@ def _replay_hit(replay: _Replayer, hit: LineHit, trigger: Any, log_path: str) ->
 # ---- webhook payloads ---------------------------------------------------------------------
 
 
-def _payload_files(directory: str) -> list[str]:
+def payload_files(directory: str) -> list[str]:
+    """The saved payloads a webhook replay reads, in the order it reads them."""
     return sorted(os.path.join(directory, name) for name in os.listdir(directory)
                   if name.endswith(".json") and not name.startswith("."))
 
 
 def replay_webhooks(compiled: Sequence[CompiledRule], directory: str,
-                    options: ReplayOptions | None = None) -> ReplayResult:
+                    options: ReplayOptions | None = None,
+                    on_progress: Progress = _no_progress) -> ReplayResult:
     """Feed every saved payload (`*.json` in `directory`, by name; its time is the file's
-    modification time) to every `webhook` rule in `compiled`. Raises OSError."""
+    modification time) to every `webhook` rule in `compiled`, telling `on_progress` of each
+    file done. Raises OSError."""
     replay = _Replayer(compiled, options or ReplayOptions())
     hooks = {c.id: c.rule.trigger for c in compiled if isinstance(c.rule.trigger, WebhookTrigger)}
-    for path in _payload_files(directory):
+    for path in payload_files(directory):
         at = os.stat(path).st_mtime
         payload = _read_payload(path, replay)
+        on_progress(1)
         if payload is _BAD:
             continue
         for rule_id, trigger in hooks.items():
