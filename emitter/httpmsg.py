@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,8 +128,9 @@ def decode_json(body: bytes) -> Any:
         raise BadRequest(400, f"malformed JSON: {exc.msg} at char {exc.pos}") from None
     except RecursionError:
         raise BadRequest(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except ValueError as exc:  # int("9" * 5000): "Exceeds the limit (4300 digits) ..."
-        raise BadRequest(400, f"malformed JSON: {exc}") from None
+    except ValueError:  # int("9" * 5000) raises past sys.get_int_max_str_digits()
+        raise BadRequest(400, "malformed JSON: a number has more than "
+                              f"{sys.get_int_max_str_digits()} digits") from None
     if _depth_over(value, MAX_JSON_DEPTH):
         raise BadRequest(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value

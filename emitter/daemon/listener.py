@@ -88,8 +88,8 @@ class _Reader:
         deadline = time.monotonic() + limits.body_timeout
         while len(self.buf) < length:
             chunk = self._timed(deadline, "the body")
-            if not chunk:
-                raise _Closed  # gone mid-body: no one to answer
+            if not chunk:  # half-closed mid-body: it may still read the answer
+                raise BadRequest(400, "the body ended before Content-Length bytes")
             self.buf += chunk
         body, self.buf = self.buf[:length], self.buf[length:]
         return body
