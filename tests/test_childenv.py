@@ -77,3 +77,26 @@ rules:
     names = set(proc.stdout.decode().split())
     assert set(PLAIN) <= names and "DEPLOY_TOKEN" in names
     assert not names & (set(SECRETS) - {"DEPLOY_TOKEN"}), names
+
+
+def test_emitter_run_command_child_sees_no_webhook_secret_of_another_rule(
+        tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"""version: 1
+rules:
+  - id: envdump
+    trigger: {{type: command, command: {list(PRINT_ENV)!r}, every: 1h}}
+    event: {{title: env, text: "{{{{ stdout | replace('\\\\n', ' ') }}}}"}}
+  - id: hook
+    trigger: {{type: webhook, path: /h, hmac_secret_env: GITHUB_HOOK}}
+    event: {{title: t, text: x}}
+""")
+    env = {**os.environ, **SECRETS, **PLAIN, "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "emitter", "run", str(rules), "--dry-run",
+                           "--listen", "127.0.0.1:0", "--exit-after", "3"],
+                          capture_output=True, env=env, timeout=60, cwd=str(tmp_path))
+    events = [line for line in proc.stdout.decode().splitlines() if '"env"' in line]
+    assert events, proc.stderr.decode()
+    names = set(events[0].split('"text":', 1)[1].strip(' "}').split())
+    assert "PATH" in names and "LANG" in names
+    assert not names & set(SECRETS), names

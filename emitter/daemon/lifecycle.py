@@ -48,6 +48,7 @@ from emitter.state.dirs import resolve_state_dir
 from emitter.state.store import StateStore
 from emitter.templates.compiler import compile_rules
 from emitter.triggers.base import Dispatch, OnError, TriggerRunner
+from emitter.triggers.childenv import secret_names
 from emitter.triggers.stdinlines import StdinLines
 from emitter.triggers.units import RunnerFactory, UnitKey, group_units, input_ended, make_runner
 from emitter.validate.pipeline import validate_paths
@@ -203,6 +204,7 @@ class Daemon:
         """Start, keep or restart units so they match `ruleset`."""
         assert self.pipeline is not None
         wanted = group_units(ruleset.rules.values(), stdin=self.config.stdin)
+        self._secret_names = secret_names(ruleset.rules.values())  # no child inherits these
         for key in [k for k in self._units if wanted.get(k) != self._units[k][0]]:
             rules, runner = self._units.pop(key)
             if key[0] == "webhook":
@@ -231,7 +233,8 @@ class Daemon:
             self._stdin = StdinLines()
         # The daemon's own ports serve webhooks (self.ports): the runner is a route handler.
         return make_runner(kind, rules, dispatch, on_error, store=self.store,
-                           listen=None, environ=self.environ, metrics=None, stdin=self._stdin)
+                           listen=None, environ=self.environ, metrics=None, stdin=self._stdin,
+                           secret_names=self._secret_names)
 
     def _attach_webhook(self, key: UnitKey, runner: TriggerRunner) -> None:
         handle = getattr(runner, "handle", None)
