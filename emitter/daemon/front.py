@@ -64,21 +64,22 @@ class Ports:
         the address is taken or not ours; the same address twice is one listener."""
         address = parse_addr(text)
         if address in self._listeners and address[1] != 0:
-            return self._listeners[address].address
+            return address
         try:
             listener = Listener(address, self.front.app, self._limits, name=f"http{option}")
         except OSError as exc:
             raise ConfigError(f"{option} {text}: cannot listen on {address[0]}:{address[1]}: "
                               f"{exc.strerror or exc}") from exc
         listener.start()
-        self._listeners[address] = listener
         bound = listener.address
+        self._listeners[bound] = listener
         log.info("listening", extra={"option": option, "addr": f"{bound[0]}:{bound[1]}"})
         return bound
 
     @property
-    def is_open(self) -> bool:
-        return bool(self._listeners)
+    def addresses(self) -> list[tuple[str, int]]:
+        """Every bound (host, port), in the order opened."""
+        return [listener.address for listener in self._listeners.values()]
 
     def dead(self) -> list[str]:
         """Listeners whose thread has ended (it should run until close)."""

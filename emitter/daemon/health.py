@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from emitter.delivery.sender import Sender
 from emitter.triggers.base import TriggerRunner
 
 
-def health_report(units: Iterable[tuple[str, TriggerRunner]], sender: Any,
+def health_report(units: Iterable[tuple[str, TriggerRunner]], sender: Sender | None,
                   dead_listeners: Sequence[str] = ()) -> dict[str, Any]:
     """{"status": "ok" | "failing", "failing": [{"part", "error"}...], "firings": n}."""
     failing: list[dict[str, Any]] = []
@@ -29,13 +30,12 @@ def health_report(units: Iterable[tuple[str, TriggerRunner]], sender: Any,
     return {"status": "failing" if failing else "ok", "failing": failing, "firings": firings}
 
 
-def _sender_problem(sender: Any) -> str | None:
-    """The sender's own verdict when it gives one (`health()` with `ok` and a reason)."""
-    probe = getattr(sender, "health", None)
-    if not callable(probe):
+def _sender_problem(sender: Sender | None) -> str | None:
+    """The sender's own verdict (emitter.delivery.guard.SenderHealth)."""
+    if sender is None:
         return None
-    state = probe()
-    if getattr(state, "ok", True):
+    state = sender.health()
+    if state.ok:
         return None
-    reason = getattr(state, "reason", None) or getattr(state, "last_error", None)
-    return str(reason or "failing")
+    parts = ", ".join(state.failing) or "a thread stopped"
+    return f"{parts}: {state.last_error or 'failing'}"
