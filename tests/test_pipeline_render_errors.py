@@ -13,24 +13,26 @@ from pathlib import Path
 
 import pytest
 
-from emitter.daemon.metrics import Metrics
+from emitter.counters import Metrics
 from emitter.delivery.outbox import Outbox
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
 from emitter.rules.loader import load_rules
 from emitter.templates.compiler import compile_rules
 from emitter.triggers.stdin import StdinRunner
-from emitter.triggers.webhook import WebhookServer
+from tests.intake import FakeIntake
+from tests.intake import intake_fixture as intake_fixture  # noqa: F401 - the `intake` fixture
+from tests.test_daemon import Daemon, free_port, rules_file, start
+from tests.test_daemon import daemons as daemons  # noqa: F401 - the `daemons` fixture
 
 RULES = """\
 version: 1
 rules:
   - id: alerts
-    trigger: {type: webhook, path: /hooks/am}
+    trigger: {type: manual}
+    params:
+      payload: {type: object, example: {alerts: []}}
     foreach: "payload.alerts"
     event: {title: "{{ item.name }}", text: x}
-  - id: plain
-    trigger: {type: webhook, path: /hooks/am}
-    event: {title: "got {{ payload.status }}", text: x}
   - id: lines
     trigger: {type: stdin}
     foreach: "payload.things"
@@ -59,27 +61,32 @@ def _titles(outbox: Outbox) -> list[str]:
 
 
 def test_webhook_body_without_the_foreach_key_gets_2xx(
-        setup: tuple[Pipeline, Outbox, Metrics]) -> None:
-    pipe, outbox, metrics = setup
-    errors: list[tuple[str | None, str]] = []
-    server = WebhookServer(list(pipe.ruleset.rules.values()), pipe.dispatch,
-                           lambda r, m: errors.append((r, m)), listen="127.0.0.1:0",
-                           environ={})
-    server.start()
-    try:
-        assert server.wait_ready(5)
-        conn = http.client.HTTPConnection(*server.address, timeout=10)
-        conn.request("POST", "/hooks/am", body=b'{"status": "firing"}',
-                     headers={"Content-Type": "application/json"})
-        answer = conn.getresponse()
-        answer.read()
-        conn.close()
-    finally:
-        server.stop(2)
-    assert 200 <= answer.status < 300, answer.status
-    assert _titles(outbox) == ["got firing"]  # the other rule on the path still fired
-    assert metrics.get("alerts", "invalid") == 1
-    assert metrics.get("plain", "queued") == 1
+        tmp_path: Path, intake: FakeIntake, daemons: list[Daemon]) -> None:
+    rules_file(tmp_path, """\
+  - id: alerts
+    trigger: {type: webhook, path: /hooks/am}
+    params:
+      payload: {type: object, example: {status: firing, alerts: [{name: A}]}}
+    foreach: "payload.alerts"
+    event: {title: "{{ item.name }}", text: x}
+  - id: plain
+    trigger: {type: webhook, path: /hooks/am}
+    event: {title: "got {{ payload.status }}", text: x}
+""")
+    port = free_port()
+    d = start(daemons, tmp_path, intake, "--listen", f"127.0.0.1:{port}")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/hooks/am", body=b'{"status": "firing"}',
+                 headers={"Content-Type": "application/json"})
+    answer = conn.getresponse()
+    answer.read()
+    conn.close()
+    assert 200 <= answer.status < 300, answer.status  # never a 500
+    invalid = d.wait_log(outcome="invalid", rule="alerts")
+    assert "alerts" in str(invalid.get("error"))
+    intake.wait_for_events(1, timeout=15)  # the other rule on the path still fired
+    assert [e["title"] for e in intake.events] == ["got firing"]
+    assert d.stop() == 0
 
 
 def test_stdin_line_without_the_foreach_key_is_not_retried(
