@@ -1,11 +1,13 @@
-"""Progress on long work: `emitter replay` shows a bar on stderr when stderr is a real
-terminal (a pseudo-terminal here), writes exactly its summary and nothing else when stderr is
-a pipe, never imports tqdm then, and falls back to no bar when tqdm is missing."""
+"""Progress on long work: `emitter replay` and `emitter outbox drain` show a bar on stderr
+when stderr is a real terminal (a pseudo-terminal here), write exactly their summary and
+nothing else when stderr is a pipe, never import tqdm then, and fall back to no bar when tqdm
+is missing."""
 
 from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import pty
 import re
@@ -20,6 +22,7 @@ import pytest
 
 from emitter.commands.progress import progress
 from emitter.commands.replay import summary_lines
+from emitter.delivery.outbox import Outbox
 from emitter.rules.loader import load_rules
 from emitter.ruletest.replay import replay_log
 from emitter.templates.compiler import compile_rules
@@ -156,3 +159,37 @@ def test_a_stream_that_is_not_a_terminal_gets_nothing() -> None:
         for _ in range(10):
             advance(1)
     assert stream.getvalue() == ""
+
+
+def _filled_outbox(state: Path, count: int) -> list[str]:
+    state.mkdir()
+    titles = [f"event {i}" for i in range(count)]
+    with Outbox.in_dir(state) as box:
+        box.enqueue([("r", json.dumps({"title": t, "text": "x"}).encode()) for t in titles])
+    return titles
+
+
+def _drain_argv(state: Path, audit: Path) -> list[str]:
+    return [sys.executable, "-m", "emitter", "outbox", "drain", "--sink", "file",
+            "--sink-path", str(audit), "--until-empty", "--timeout", "60",
+            "--state-dir", str(state)]
+
+
+def test_drain_shows_a_bar_on_a_terminal(tmp_path: Path) -> None:
+    pytest.importorskip("tqdm", reason="the progress extra (tqdm) is not installed")
+    titles = _filled_outbox(tmp_path / "state", 300)
+    audit = tmp_path / "audit.jsonl"
+    code, seen = _run_in_pty(_drain_argv(tmp_path / "state", audit), _env(), tmp_path / "out")
+    assert code == 0, seen.decode(errors="replace")
+    assert re.search(rb"drain: +\d+%\|", seen), seen[-2000:]
+    assert b"sent 300, retried 0, dead 0; 0 left in the outbox\r\n" in seen
+    assert sorted(json.loads(line)["title"] for line in audit.read_text().splitlines()) == \
+        sorted(titles)
+
+
+def test_drain_on_a_pipe_writes_its_summary_only(tmp_path: Path) -> None:
+    _filled_outbox(tmp_path / "state", 300)
+    done = subprocess.run(_drain_argv(tmp_path / "state", tmp_path / "audit.jsonl"), cwd=REPO,
+                          env=_env(), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == b"sent 300, retried 0, dead 0; 0 left in the outbox\n"

@@ -16,11 +16,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from emitter.commands.progress import Advance, progress
 from emitter.commands.sinkopts import add_sink_options, sink_opts
 from emitter.delivery.outbox import OUTBOX_FILE, Outbox, OutboxStatus, Row
 from emitter.errors import EXIT_DELIVERY, EXIT_OK, EXIT_REJECTED, ConfigError, UsageError
@@ -226,11 +227,13 @@ def run_drain(args: argparse.Namespace) -> int:
 
     with _open(args) as outbox:
         factory = _sink_factory(args)
+        before = outbox.status()
         sender = Sender(outbox, factory, workers=args.workers)
-        with _stop_on_signals() as stopping:
+        with _stop_on_signals() as stopping, \
+                progress("drain", before.pending + before.inflight, unit="event") as advance:
             sender.start()
             try:
-                emptied = _wait(sender, stopping, args)
+                emptied = _wait(sender, stopping, args, _settled_ticker(sender, advance))
             finally:
                 sender.stop(DRAIN_GRACE)
         left = outbox.status()
@@ -244,9 +247,24 @@ def run_drain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _wait(sender: Any, stopping: threading.Event, args: argparse.Namespace) -> bool:
+def _settled_ticker(sender: Any, advance: Advance) -> Callable[[], None]:
+    """A tick that tells the progress display how many events settled (sent or dead)."""
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        counts = sender.counters()
+        advance(counts.sent + counts.dead - done)
+        done = counts.sent + counts.dead
+
+    return tick
+
+
+def _wait(sender: Any, stopping: threading.Event, args: argparse.Namespace,
+          tick: Callable[[], None]) -> bool:
     if not args.until_empty:
-        stopping.wait()
+        while not stopping.wait(0.5):
+            tick()
         return False
     end = None if args.timeout is None else time.monotonic() + args.timeout
     while not stopping.is_set():
@@ -255,6 +273,7 @@ def _wait(sender: Any, stopping: threading.Event, args: argparse.Namespace) -> b
             return False
         if sender.drain(step):
             return True
+        tick()
     return False
 
 
