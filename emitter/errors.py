@@ -85,3 +85,10 @@ class OutboxFullError(EmitterError):
     """The durable outbox reached its bound; the new event was refused, none was dropped."""
 
     exit_code = EXIT_OUTBOX_FULL
+
+
+class OutboxUnavailableError(OutboxFullError):
+    """The outbox could not commit right now (disk full, I/O error): the new event was
+    refused, nothing already accepted was dropped. A subclass of OutboxFullError so every
+    caller that answers "try again later" (webhooks: 503; file and stdin triggers: pause
+    without advancing) treats it the same; catch it first to word it differently."""

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from emitter.errors import ConfigError, OutboxFullError
+from emitter.errors import ConfigError, OutboxUnavailableError
 
 BUSY_TIMEOUT_MS = 10_000
 T = TypeVar("T")
@@ -144,10 +144,11 @@ class GroupCommitter:
             op.done = True
 
     def _storage_error(self, exc: sqlite3.Error) -> Exception:
+        """Any failure to commit (disk full, I/O error, a lock held past the busy timeout)
+        means the outbox cannot take work now; it clears by itself when the cause does."""
         text = str(exc)
-        if "full" in text:
-            return OutboxFullError(
-                f"outbox {self.path}: the disk is full ({text}); the event was refused, "
-                "nothing already accepted was dropped"
-            )
-        return ConfigError(f"outbox {self.path}: cannot write: {text}")
+        why = "the disk is full" if "full" in text else "it cannot be written"
+        return OutboxUnavailableError(
+            f"outbox {self.path}: {why} ({text}); the event was refused, nothing already "
+            "accepted was dropped; try again later"
+        )

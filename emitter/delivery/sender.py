@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from emitter.delivery.guard import Health, SenderHealth, guarded
 from emitter.delivery.outbox import Outbox, Row, Settlement
 from emitter.delivery.retry import RetryPolicy
 from emitter.delivery.settler import Settler
@@ -156,7 +157,8 @@ class Sender:
         self._count_lock = threading.Lock()
         self._counts = {"sent": 0, "retried": 0, "dead": 0, "rate_limited": 0}
         self._progress = threading.Condition()
-        self._settler = Settler(outbox, self._progress)
+        self._health = Health()
+        self._settler = Settler(outbox, self._progress, self._health)
         self._lock_fd: int | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -167,9 +169,11 @@ class Sender:
             self._lock_fd = take_sender_lock(self.outbox.path)
         self.outbox.release_inflight()
         self._settler.start()
-        self._threads = [threading.Thread(target=self._dispatch, name="outbox-dispatch")]
+        dispatch = guarded("dispatch", self._dispatch_once, self._stop, self._health)
+        self._threads = [threading.Thread(target=dispatch, name="outbox-dispatch")]
         self._threads += [
-            threading.Thread(target=self._work, args=(sink,), name=f"outbox-sender-{i}")
+            threading.Thread(target=self._work, args=(sink, f"sender-{i}"),
+                             name=f"outbox-sender-{i}")
             for i, sink in enumerate(sinks)
         ]
         for thread in self._threads:
@@ -184,8 +188,12 @@ class Sender:
         deadline = time.monotonic() + grace
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._give_back_queued()
-        self._settler.close()  # whatever finished is recorded before we return
+        try:
+            self._give_back_queued()
+        except Exception as exc:  # noqa: BLE001 - they stay inflight; released at next start
+            log.error("could not give back claimed events at stop: %s", exc)
+        # Whatever finished is recorded before we return (tried for the rest of the grace).
+        self._settler.close(max(1.0, deadline - time.monotonic()))
         finished = not any(t.is_alive() for t in self._threads)
         if finished and self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -204,6 +212,14 @@ class Sender:
                 self._progress.wait(left)
         return True
 
+    def health(self) -> SenderHealth:
+        """For /healthz: not ok while any part is failing (e.g. the disk is full) or one of
+        the threads has stopped while the sender runs."""
+        running = bool(self._threads) and not self._stop.is_set()
+        alive = not running or (all(t.is_alive() for t in self._threads)
+                                and self._settler.alive())
+        return self._health.snapshot(alive=alive, unsettled=len(self._settler.unsettled()))
+
     def counters(self) -> SenderCounters:
         with self._count_lock:
             return SenderCounters(**self._counts)
@@ -214,17 +230,22 @@ class Sender:
 
     # ---- the dispatcher: claims bounded batches when workers have room ---------------------
 
-    def _dispatch(self) -> None:
-        while not self._stop.is_set():
-            if not self.gate.wait(self._stop):
-                break
-            room = self._wait_for_room()
-            if room <= 0:
-                continue
-            rows = self.outbox.claim(room)
+    def _dispatch_once(self) -> bool:
+        """One claim; False when stopping. Rows whose outcome the settler still holds are
+        not sent again: it records them once the outbox takes writes again."""
+        if not self.gate.wait(self._stop):
+            return False
+        room = self._wait_for_room()
+        if room <= 0:
+            return True
+        rows = self.outbox.claim(room)
+        if rows:
+            held = self._settler.unsettled()
+            rows = [row for row in rows if row.id not in held]
             self._queue.put_many(rows)
-            if not rows:
-                self.outbox.wait_for_work(self._idle_wait())
+            return True
+        self.outbox.wait_for_work(self._idle_wait())
+        return True
 
     def _wait_for_room(self) -> int:
         return self._queue.wait_for_room(self._stop)
@@ -240,16 +261,19 @@ class Sender:
 
     # ---- the workers ------------------------------------------------------------------------
 
-    def _work(self, sink: Sink) -> None:
+    def _work(self, sink: Sink, part: str) -> None:
+        def once() -> bool:
+            row = self._queue.get(self._stop)
+            if row is None:
+                return True
+            if not self.gate.wait(self._stop):
+                self.outbox.unclaim([row.id])
+                return False
+            self._settle(row, _send(sink, row))
+            return True
+
         try:
-            while not self._stop.is_set():
-                row = self._queue.get(self._stop)
-                if row is None:
-                    continue
-                if not self.gate.wait(self._stop):
-                    self.outbox.unclaim([row.id])
-                    break
-                self._settle(row, _send(sink, row))
+            guarded(part, once, self._stop, self._health)()
         finally:
             sink.close()
 
