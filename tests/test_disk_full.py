@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import http.client
+import json
 import os
 import subprocess
 import time
@@ -151,3 +152,34 @@ def test_delivery_survives_a_full_disk_and_resumes(small_disk: Path,
     sent = Counter(e["title"] for e in intake.events)
     assert set(sent) == {f"event {i}" for i in range(n)}
     assert [t for t, times in sent.items() if times > 1] == []
+
+
+def test_throttle_state_that_cannot_be_saved_never_re_dispatches(small_disk: Path,
+                                                                 tmp_path: Path) -> None:
+    from emitter.counters import Metrics
+    from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
+    from emitter.delivery.throttle import Throttler
+    from emitter.firing import Firing
+    from emitter.rules.loader import load_rules
+    from emitter.state.store import StateStore
+    from emitter.templates.compiler import compile_rules
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: t\n    trigger: {type: stdin}\n"
+                     "    throttle: {key: \"{{ payload.k }}\", window: 60s}\n"
+                     "    event: {title: \"{{ payload.k }}\", text: x}\n")
+    compiled, _ = compile_rules(load_rules([str(rules)]).rules)
+    store = StateStore(small_disk / "state.sqlite3")
+    try:
+        with Outbox(tmp_path / "outbox.sqlite3") as outbox:
+            pipe = Pipeline(RuleSet.of(compiled), outbox, metrics=Metrics(),
+                            context=context_factory("h", (), {}),
+                            throttler=Throttler(store), store=store)
+            fill(small_disk)
+            for n in range(50):  # each a new window: a write the full disk refuses
+                pipe.dispatch([Firing("t", "stdin", {"payload": {"k": f"k{n}"}}, time.time())])
+            pipe.dispatch([Firing("t", "stdin", {"payload": {"k": "k0"}}, time.time())])
+            titles = [json.loads(r.body)["title"] for r in outbox.list_events(limit=100)]
+    finally:
+        store.close()
+    assert titles == [f"k{n}" for n in range(50)]  # each once; the repeat still throttled

@@ -229,10 +229,15 @@ class Pipeline:
             if isinstance(exc, EmitterError):
                 self._refused(batch, exc)
             raise
-        if self._throttler is not None and batch.reservations:
-            self._throttler.confirm(batch.reservations)
-        if batch.firsts and self._store is not None:
-            self._store.put_many(_FIRSTS, batch.firsts)
+        try:
+            if self._throttler is not None and batch.reservations:
+                self._throttler.confirm(batch.reservations)
+            if batch.firsts and self._store is not None:
+                self._store.put_many(_FIRSTS, batch.firsts)
+        except Exception as exc:  # noqa: BLE001 - the events are durable: never re-dispatch
+            # The windows hold in memory; only a restart before the next save forgets them.
+            log.error("throttle state could not be saved (%s: %s); kept in memory",
+                      type(exc).__name__, exc)
         for rule_id, trigger, fields in batch.logged:
             self._metrics.inc(rule_id, "queued")
             self._log(rule_id, trigger, "queued", fields=fields)
