@@ -30,6 +30,7 @@ from emitter.delivery.outboxrows import (
     row_of,
 )
 from emitter.errors import ConfigError, OutboxFullError
+from emitter.state.dirs import private_file
 
 OUTBOX_FILE = "outbox.sqlite3"
 DEFAULT_MAX_EVENTS = 1_000_000
@@ -59,6 +60,10 @@ class Outbox:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.deadline = deadline
+        try:
+            private_file(self.path)  # 0600, and so its -wal and -shm files
+        except OSError as exc:
+            raise ConfigError(f"outbox {self.path}: cannot create it: {exc}") from exc
         self._writer = GroupCommitter(self.path)
         self._writer.executescript(SCHEMA)
         self._submit = self._writer.submit

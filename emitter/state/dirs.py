@@ -1,8 +1,11 @@
-"""The state directory (where the outbox lives): which one, created private, proven writable."""
+"""The state directory (where the outbox lives): which one, created private (0700, files
+0600: queued events hold private text), proven writable; a warning when it is wider."""
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,6 +13,9 @@ from emitter.errors import ConfigError
 
 STATE_ENV = "EMITTER_STATE_DIR"
 _PROBE_NAME = ".emitter-write-probe"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+log = logging.getLogger(__name__)
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
@@ -42,12 +48,44 @@ def resolve_state_dir(flag: str | None, environ: Mapping[str, str]) -> Path:
     source = "--state-dir" if flag else (STATE_ENV if environ.get(STATE_ENV) else "default")
     if path.exists() and not path.is_dir():
         raise ConfigError(_unusable(path, source, "it is not a directory", None))
+    existed = path.is_dir()
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(_unusable(path, source, "cannot create it", exc)) from exc
+    if existed:
+        for warning in wider_than_private(path):
+            log.warning("%s", warning)
     _probe(path, source)
     return path.resolve()
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 unless it exists. SQLite gives a database's -wal
+    and -shm files the database file's own mode, so this keeps all three private whatever
+    the umask."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def wider_than_private(path: Path) -> list[str]:
+    """Warnings for the state directory and the files in it that others may read."""
+    found = []
+    for item in [path, *sorted(path.iterdir())]:
+        try:
+            mode = item.lstat().st_mode
+        except OSError:
+            continue  # removed meanwhile
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)) or not mode & 0o077:
+            continue
+        want = DIR_MODE if stat.S_ISDIR(mode) else FILE_MODE
+        kind = "state directory" if item == path else "state file"
+        found.append(f"{kind} {item} has mode {stat.S_IMODE(mode):04o}, readable by other "
+                     f"users (queued events may hold private text); `chmod {want:o} {item}`")
+    return found
 
 
 def _probe(path: Path, source: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from emitter.errors import ConfigError
+from emitter.state.dirs import private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -34,7 +35,9 @@ class StateStore:
             raise ValueError(f"bad synchronous mode {synchronous!r}")
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                private_file(self.path)  # 0600, and so its -wal and -shm files
             self._db = sqlite3.connect(
                 str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0
             )
