@@ -4,6 +4,10 @@ jinja2.Environment in the same run (no sandbox, no checks: the floor a template 
 Also shown: emitter with its constant/substitution fast forms off (every template through
 the sandbox), and a naive pipeline (plain Jinja2, then a prebuilt jsonschema validator).
 
+Template budget rows (issue 9): the same pipeline with every template compiled against Jinja's
+plain immutable sandbox (no meter, no size checks, no metered loops) against emitter's metered
+one, on deploy-finished and on a loop-and-filter heavy rule. Target: budget on / off >= 0.90.
+
 Run: .venv/bin/python benchmarks/bench_render.py [--seconds 0.3] [--rounds 7]
 Target: ours / plain >= 0.8.
 """
@@ -11,6 +15,8 @@ Target: ours / plain >= 0.8.
 from __future__ import annotations
 
 import argparse
+import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,13 +26,24 @@ from typing import Any
 
 import jinja2
 import jsonschema
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from emitter.events.check import check_event
 from emitter.rules.loader import load_rules
 from emitter.rules.model import Rule, Tmpl
 from emitter.rules.params import example_variable_sets
 from emitter.schemas import load_schema
-from emitter.templates.compiler import ENV, JinjaTemplate, compile_rule
+from emitter.templates import fastjinja
+from emitter.templates.compiler import (
+    ENV,
+    CompiledRule,
+    Constant,
+    Evaluated,
+    Expression,
+    JinjaTemplate,
+    Substitution,
+    compile_rule,
+)
 from emitter.templates.render import RenderContext, render
 
 DEPLOY = Path(__file__).resolve().parent.parent / "rules" / "deploy.yaml"
@@ -74,6 +91,97 @@ def ours_all_jinja(rule: Rule, variables: dict[str, Any]) -> Callable[[], None]:
 
     def once() -> None:
         for event in render(slow, variables, ctx).events:
+            if check_event(event, now=now, rule=rule):
+                raise AssertionError("the example event should be valid")
+
+    return once
+
+
+HEAVY = textwrap.dedent("""\
+    version: 1
+    rules:
+      - id: alerts-digest
+        trigger: {type: manual}
+        params:
+          alerts:
+            type: list
+            example: [{name: disk, value: 91}, {name: cpu, value: 77}, {name: mem, value: 64},
+                      {name: net, value: 12}, {name: io, value: 55}, {name: swap, value: 3}]
+          host: {type: string, example: Web-1}
+        when: "alerts | length > 0"
+        event:
+          title: "{{ alerts | length }} alerts on {{ host | lower }}"
+          text: >-
+            {% for a in alerts %}{{ a.name | upper }} at {{ a.value ~ '%' }}
+            {%- if a.value > 50 %} (high){% endif %}{{ ', ' if not loop.last }}{% endfor %}
+          tags: ["host:{{ host | lower }}",
+                 "worst:{{ (alerts | sort(attribute='value') | last).name }}"]
+    """)
+
+
+def _heavy() -> tuple[Rule, dict[str, Any]]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        handle.write(HEAVY)
+    loaded = load_rules([handle.name])
+    Path(handle.name).unlink()
+    rule = loaded.rule("alerts-digest")
+    assert rule is not None, loaded.problems
+    sets, _ = example_variable_sets(rule)
+    return rule, sets[0]
+
+
+class _Unmetered:
+    """A compiled form rebuilt against Jinja's plain immutable sandbox: what rendering cost
+    before template budgets (no meter started, no hooks, loops and `~` as Jinja writes them)."""
+
+    PLAIN = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                          keep_trailing_newline=True)
+
+    def __init__(self, form: Any) -> None:
+        self.source, text, env = form.source, form.source.text, self.PLAIN
+        if isinstance(form, Expression):
+            built = fastjinja.expression(env.parse("{{ " + text + " }}").body[0].nodes[0], env)
+            self.run = built[0] if built else env.compile_expression(text)
+        elif isinstance(form, Evaluated):
+            built_pieces = fastjinja.template_pieces(env.parse(text), env)
+            assert built_pieces is not None
+            pieces = built_pieces[0]
+            self.run = lambda scope: fastjinja.render(pieces, scope)
+        else:
+            template = env.from_string(text)
+            self.run = lambda scope: "".join(
+                template.root_render_func(template.new_context(scope, shared=True)))
+
+    def render(self, scope: dict[str, Any]) -> str:
+        return str(self.run(scope))
+
+    def __call__(self, scope: dict[str, Any]) -> Any:
+        return self.run(scope)
+
+
+def _off(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_off(v) for v in value)
+    if isinstance(value, (int, Constant, Substitution)) or value is None:
+        return value  # never metered: nothing in them can grow
+    return _Unmetered(value)
+
+
+def pipeline(rule: Rule, variables: dict[str, Any], budget: bool) -> Callable[[], None]:
+    """render() then check_event(), with template budgets on (emitter as built) or off."""
+    compiled, problems = compile_rule(rule)
+    assert compiled is not None, problems
+    if not budget:
+        compiled = CompiledRule(compiled.rule, tuple((n, _off(v)) for n, v in compiled.fields),
+                                _off(compiled.when), _off(compiled.foreach),
+                                _off(compiled.throttle_key), compiled.info)
+    now = datetime.now(timezone.utc)
+    ctx = RenderContext(now=now, hostname="bench")
+
+    def once() -> None:
+        outcome = render(compiled, variables, ctx)
+        assert outcome.events and not outcome.problems, outcome.problems
+        for event in outcome.events:
             if check_event(event, now=now, rule=rule):
                 raise AssertionError("the example event should be valid")
 
@@ -142,6 +250,24 @@ def main() -> None:
         print(f"  {name:45s} {value:10,.0f} events/s   ratio {value / base:.2f}")
     ratio = best["emitter (render + check)"] / base
     print(f"ratio emitter / plain jinja2 = {ratio:.2f} (target >= 0.80)")
+    budget_rows(rule, variables, args)
+
+
+def budget_rows(rule: Rule, variables: dict[str, Any], args: argparse.Namespace) -> None:
+    heavy, heavy_vars = _heavy()
+    cases = {"deploy-finished": (rule, variables), "alerts-digest (loops, filters)":
+             (heavy, heavy_vars)}
+    runs = {(case, on): pipeline(r, v, budget=on)
+            for case, (r, v) in cases.items() for on in (True, False)}
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(args.rounds):
+        for key, fn in runs.items():
+            best[key] = max(best[key], rate(fn, args.seconds))
+    print("template budget (render + check, events/s):")
+    for case in cases:
+        on, off = best[(case, True)], best[(case, False)]
+        print(f"  {case:32s} budget on {on:10,.0f}   off {off:10,.0f}   "
+              f"on / off {on / off:.2f} (target >= 0.90)")
 
 
 if __name__ == "__main__":

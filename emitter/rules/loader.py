@@ -11,6 +11,7 @@ from typing import Any
 
 from emitter.errors import UsageError
 from emitter.problems import Location, Problem
+from emitter.rules.budget import Budget, parse_budget
 from emitter.rules.model import MISSING, FieldValue, Param, Rule, Throttle, Tmpl
 from emitter.rules.schemacheck import check_rules_schema, describe, dotted, quote_hint
 from emitter.rules.triggerspec import build_trigger, duration_at
@@ -166,6 +167,7 @@ class _FileBuilder:
         params = self._params(base, rid, raw.get("params") or {})
         event = self._event(base, rid, raw["event"])
         throttle = self._throttle(base, rid, raw.get("throttle"))
+        budget = self._budget(base, rid, raw.get("budget") or {})
         if len(self.problems) > before or trigger is None:
             return None
         return Rule(
@@ -180,6 +182,7 @@ class _FileBuilder:
             throttle=throttle,
             env=tuple(raw.get("env", ())),
             unified_tags=raw.get("unified_tags", self.default_unified),
+            budget=budget,
         )
 
     def _problem(self, path: JsonPath, rid: str, message: str, *, key: bool = False) -> None:
@@ -215,6 +218,12 @@ class _FileBuilder:
                 self._problem((*base, "event"), rid,
                               f"event has no {needed}: set `{needed}` here or in defaults.event")
         return MappingProxyType(merged)
+
+    def _budget(self, base: JsonPath, rid: str, raw: dict[str, Any]) -> Budget:
+        budget, problems = parse_budget(raw)
+        for key, message in problems:
+            self._problem((*base, "budget", key), rid, message)
+        return budget
 
     def _tags(self, path: JsonPath, event: dict[str, Any]) -> tuple[Tmpl, ...]:
         tags = event.get("tags", [])

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from emitter.problems import Location
+from emitter.rules.budget import DEFAULT as DEFAULT_BUDGET
+from emitter.rules.budget import Budget
 
 ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
 
@@ -134,6 +136,7 @@ class Rule:
     throttle: Throttle | None = None
     env: tuple[str, ...] = ()  # environment variables the rule exposes to templates as `env`
     unified_tags: bool = True  # add DD_ENV/DD_SERVICE/DD_VERSION/DD_TAGS tags
+    budget: Budget = DEFAULT_BUDGET  # what one render of its templates may cost
     extra: Mapping[str, Any] = field(default_factory=dict)  # reserved; unused in version 1
 
     @property

@@ -12,29 +12,30 @@ it reads come from that parse or from its one code generation, so lint never par
 
 from __future__ import annotations
 
-import io
 import linecache
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
 
 import jinja2
 from jinja2 import nodes
-from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import TemplateSyntaxError, UndefinedError
-from jinja2.idtracking import VAR_LOAD_RESOLVE
 from jinja2.parser import Parser
 
 from emitter.problems import Location, Problem
+from emitter.rules.budget import DEFAULT as DEFAULT_BUDGET
+from emitter.rules.budget import Budget
 from emitter.rules.model import FieldValue, Rule, Tmpl
-from emitter.templates import fastjinja
+from emitter.templates import budget, codegen, fastjinja
 from emitter.templates.sandbox import BASE_SCOPE as BASE_SCOPE  # re-exported for callers
 from emitter.templates.sandbox import ENV as ENV
 
 _MARKERS = ("{{", "{%", "{#")
+_OUTPUT_CHUNK = 256  # pieces of output read between two size checks
 # `{{ name }}` or `{{ name.attr.attr }}`: attributes go through the sandbox's getattr, as
 # Jinja's generated code does.
 _SIMPLE_PLACEHOLDER = re.compile(
@@ -93,8 +94,20 @@ class Evaluated:
     pieces: tuple[fastjinja.Piece, ...]
     names: frozenset[str] = frozenset()  # context names it reads (see names_in)
 
+    budget: Budget = DEFAULT_BUDGET
+    metered: bool = True  # False when nothing in it can grow (codegen.can_grow)
+
     def render(self, scope: dict[str, Any]) -> str:
-        return fastjinja.render(self.pieces, scope)
+        if not self.metered:
+            return fastjinja.render(self.pieces, scope)
+        meter = budget.start(self.budget)
+        try:
+            text = fastjinja.render(self.pieces, scope)
+            if len(text) > self.budget.size:
+                budget.allow_text(len(text), "the rendered text")
+            return text
+        finally:
+            budget.stop(meter)
 
     def failing_line(self, scope: dict[str, Any]) -> int:
         """The template line whose expression fails with `scope` (after render raised)."""
@@ -107,10 +120,27 @@ class JinjaTemplate:
     template: jinja2.Template
     names: frozenset[str] = frozenset()  # context names it reads (see names_in)
 
+    budget: Budget = DEFAULT_BUDGET
+
     def render(self, scope: dict[str, Any]) -> str:
-        # A shared context reads `scope` directly instead of copying it for every template.
-        context = self.template.new_context(scope, shared=True)
-        return "".join(self.template.root_render_func(context))
+        meter = budget.start(self.budget)
+        try:
+            # A shared context reads `scope` directly instead of copying it for every template.
+            context = self.template.new_context(scope, shared=True)
+            output = self.template.root_render_func(context)
+            parts = list(islice(output, _OUTPUT_CHUNK))
+            while len(parts) % _OUTPUT_CHUNK == 0 and parts:  # a loop writing output:
+                budget.allow_text(sum(map(len, parts)), "the rendered text")  # stop early
+                more = list(islice(output, _OUTPUT_CHUNK))
+                if not more:
+                    break
+                parts += more
+            text = "".join(parts)
+            if len(text) > self.budget.size:
+                budget.allow_text(len(text), "the rendered text")
+            return text
+        finally:
+            budget.stop(meter)
 
     def template_line(self, tb: TracebackType | None) -> int:
         """The template's own line number of the innermost template frame in `tb` (1-based)."""
@@ -130,8 +160,17 @@ class Expression:
     evaluate: fastjinja.Evaluator
     names: frozenset[str] = frozenset()  # context names it reads (see names_in)
 
+    budget: Budget = DEFAULT_BUDGET
+    metered: bool = True  # False when nothing in it can grow (codegen.can_grow)
+
     def __call__(self, scope: dict[str, Any]) -> Any:
-        return self.evaluate(scope)
+        if not self.metered:
+            return self.evaluate(scope)
+        meter = budget.start(self.budget)
+        try:
+            return self.evaluate(scope)
+        finally:
+            budget.stop(meter)
 
 
 CompiledTemplate: TypeAlias = Constant | Substitution | Evaluated | JinjaTemplate
@@ -176,60 +215,38 @@ def split_simple(text: str) -> tuple[str, tuple[tuple[str, tuple[str, ...], str]
     return literals[0], pairs
 
 
-class _NameRecorder(CodeGenerator):
-    """Jinja's own code generator, also noting every name a frame resolves from the context:
-    the analysis jinja2.meta.find_undeclared_variables makes with a second, discarded code
-    generation, here made during the one that builds the template."""
-
-    def __init__(self) -> None:
-        self.code = io.StringIO()
-        super().__init__(ENV, None, _FILENAME, self.code, optimized=ENV.optimized)
-        self.names: set[str] = set()
-
-    def enter_frame(self, frame: Frame) -> None:
-        super().enter_frame(frame)
-        self.names.update(name for action, name in frame.symbols.loads.values()
-                          if action == VAR_LOAD_RESOLVE)
-
-
-_FILENAME = "<template>"  # JinjaTemplate.template_line looks for frames of this file
-
-
-def _build(ast: nodes.Template) -> tuple[jinja2.Template, frozenset[str]]:
-    """A parsed template's code and the context names it reads. Code generation raises
-    TemplateAssertionError (a TemplateSyntaxError) for what parsing cannot see, such as an
-    unknown filter or test, so compiling still finds those at load."""
-    ast.set_environment(ENV)
-    recorder = _NameRecorder()
-    recorder.visit(ast)
-    code = compile(recorder.code.getvalue(), _FILENAME, "exec")
-    template = ENV.template_class.from_code(ENV, code, ENV.make_globals(None))
-    return template, frozenset(recorder.names)
-
-
-_Compiled = tuple[tuple[fastjinja.Piece, ...] | jinja2.Template, frozenset[str]]
+# The body, the names it reads, and whether anything in it can grow (else it runs unmetered).
+_Compiled = tuple[tuple[fastjinja.Piece, ...] | jinja2.Template, frozenset[str], bool]
+_CompiledExpression = tuple[fastjinja.Evaluator, frozenset[str], bool]
 
 
 @lru_cache(maxsize=4096)
-def _compile_text(text: str) -> _Compiled:
+def _compile_text(text: str, limits: Budget) -> _Compiled:
     # Rules often repeat one template ("service:{{ service }}"); compiled forms are
-    # immutable, so one compile serves every rule that uses the text.
-    ast = ENV.parse(text)
-    return fastjinja.template_pieces(ast, ENV) or _build(ast)
+    # immutable, so one compile serves every rule that uses the text. Jinja folds constants
+    # while compiling (`{{ 'x' | center(9) }}` runs the filter): that is metered like a render.
+    with budget.metered(limits):
+        ast = codegen.metered(ENV.parse(text))
+        fast = fastjinja.template_pieces(ast, ENV)
+        if fast is not None:
+            return (*fast, codegen.can_grow(ast))
+        return (*codegen.build(ast), True)
 
 
 @lru_cache(maxsize=4096)
-def _compile_expression_text(text: str) -> tuple[fastjinja.Evaluator, frozenset[str]]:
-    # Parsed as Environment.compile_expression parses it; Jinja builds `result = <expression>`.
-    parser = Parser(ENV, text, state="variable")
-    expr = parser.parse_expression()
-    if not parser.stream.eos:
-        raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
-    fast = fastjinja.expression(expr, ENV)
-    if fast is not None:
-        return fast
-    assign = nodes.Assign(nodes.Name("result", "store", lineno=1), expr, lineno=1)
-    template, names = _build(nodes.Template([assign], lineno=1))
+def _compile_expression_text(text: str, limits: Budget) -> _CompiledExpression:
+    with budget.metered(limits):
+        # Parsed as Environment.compile_expression parses it; Jinja builds `result = <expr>`.
+        parser = Parser(ENV, text, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
+        expr = codegen.metered(expr)
+        fast = fastjinja.expression(expr, ENV)
+        if fast is not None:
+            return (*fast, codegen.can_grow(expr))
+        assign = nodes.Assign(nodes.Name("result", "store", lineno=1), expr, lineno=1)
+        template, names = codegen.build(nodes.Template([assign], lineno=1))
 
     def evaluate(scope: dict[str, Any]) -> Any:
         context = template.new_context(scope, shared=True)  # `result` lands in its vars
@@ -237,7 +254,7 @@ def _compile_expression_text(text: str) -> tuple[fastjinja.Evaluator, frozenset[
             pass
         return context.vars["result"]
 
-    return evaluate, names
+    return evaluate, names, True
 
 
 def names_in(compiled: CompiledTemplate | Expression) -> frozenset[str]:
@@ -251,23 +268,25 @@ def names_in(compiled: CompiledTemplate | Expression) -> frozenset[str]:
     return compiled.names
 
 
-def compile_template(tmpl: Tmpl) -> CompiledTemplate:
-    """Compile one template; raises jinja2's TemplateSyntaxError on bad syntax."""
+def compile_template(tmpl: Tmpl, limits: Budget = DEFAULT_BUDGET) -> CompiledTemplate:
+    """Compile one template; raises jinja2's TemplateSyntaxError on bad syntax, BudgetExceeded
+    when folding its constants runs over `limits`."""
     text = tmpl.text
     if not any(marker in text for marker in _MARKERS) and "\r" not in text:
         return Constant(tmpl, text)
     simple = split_simple(text)
     if simple is not None:
         return Substitution(tmpl, simple[0], simple[1])
-    body, names = _compile_text(text)
+    body, names, grows = _compile_text(text, limits)
     if isinstance(body, tuple):
-        return Evaluated(tmpl, body, names)
-    return JinjaTemplate(tmpl, body, names)
+        return Evaluated(tmpl, body, names, limits, grows)
+    return JinjaTemplate(tmpl, body, names, limits)
 
 
-def compile_expression(tmpl: Tmpl) -> Expression:
+def compile_expression(tmpl: Tmpl, limits: Budget = DEFAULT_BUDGET) -> Expression:
     """Compile a `when`/`foreach` expression (no `{{ }}` around it)."""
-    return Expression(tmpl, *_compile_expression_text(tmpl.text))
+    evaluate, names, grows = _compile_expression_text(tmpl.text, limits)
+    return Expression(tmpl, evaluate, names, limits, grows)
 
 
 def _closes_on_line(line: str, start: int) -> bool:
@@ -317,54 +336,59 @@ def syntax_problem(tmpl: Tmpl, exc: TemplateSyntaxError, rule_id: str, what: str
     )
 
 
-def _attempt(compile_one: Callable[[Tmpl], _Form], tmpl: Tmpl, what: str, rule_id: str,
-             problems: list[Problem]) -> _Form | None:
+def _attempt(compile_one: Callable[[Tmpl, Budget], _Form], tmpl: Tmpl, what: str,
+             rule: Rule, problems: list[Problem]) -> _Form | None:
     """`compile_one(tmpl)`, or None with the problem recorded: a syntax error, or what Jinja's
-    constant folding raises while compiling (`{{ ('a').x ~ 'b' }}` is undefined at once)."""
+    constant folding raises while compiling (`{{ ('a').x ~ 'b' }}` is undefined at once,
+    `{{ 'x' | center(10**9) }}` is over the rule's budget)."""
     try:
-        return compile_one(tmpl)
+        return compile_one(tmpl, rule.budget)
     except TemplateSyntaxError as exc:
-        problems.append(syntax_problem(tmpl, exc, rule_id, what))
+        problems.append(syntax_problem(tmpl, exc, rule.id, what))
+    except budget.BudgetExceeded as exc:
+        problems.append(Problem(f"unsafe template in {what}: {exc}", tmpl.location,
+                                rule_id=rule.id, check="security"))
     except Exception as exc:  # noqa: BLE001 - a user's template must not end in a traceback
         problems.append(Problem(f"template error in {what}: {type(exc).__name__}: {exc}",
-                                tmpl.location, rule_id=rule_id, check="template"))
+                                tmpl.location, rule_id=rule.id, check="template"))
     return None
 
 
-def _compile_field(name: str, value: FieldValue, rule_id: str,
+def _compile_field(name: str, value: FieldValue, rule: Rule,
                    problems: list[Problem]) -> CompiledField | None:
     if isinstance(value, Tmpl):
-        return _attempt(compile_template, value, name, rule_id, problems)
+        return _attempt(compile_template, value, name, rule, problems)
     if isinstance(value, tuple):
         items: list[CompiledTemplate] = []
         for index, item in enumerate(value):
-            compiled = _compile_field(f"{name}[{index}]", item, rule_id, problems)
+            compiled = _compile_field(f"{name}[{index}]", item, rule, problems)
             if isinstance(compiled, _TEMPLATE_FORMS):
                 items.append(compiled)
         return tuple(items)
     return value
 
 
-def _compile_expr(tmpl: Tmpl | None, what: str, rule_id: str,
+def _compile_expr(tmpl: Tmpl | None, what: str, rule: Rule,
                   problems: list[Problem]) -> Expression | None:
     if tmpl is None:
         return None
-    return _attempt(compile_expression, tmpl, what, rule_id, problems)
+    return _attempt(compile_expression, tmpl, what, rule, problems)
 
 
 def compile_rule(rule: Rule) -> tuple[CompiledRule | None, list[Problem]]:
-    """Compile every template of `rule`; (None, problems) when any does not compile."""
+    """Compile every template of `rule` under its budget; (None, problems) when any does not
+    compile."""
     problems: list[Problem] = []
     fields: list[tuple[str, CompiledField]] = []
     for name, value in rule.event.items():
-        compiled = _compile_field(name, value, rule.id, problems)
+        compiled = _compile_field(name, value, rule, problems)
         if compiled is not None:
             fields.append((name, compiled))
-    when = _compile_expr(rule.when, "when", rule.id, problems)
-    foreach = _compile_expr(rule.foreach, "foreach", rule.id, problems)
+    when = _compile_expr(rule.when, "when", rule, problems)
+    foreach = _compile_expr(rule.foreach, "foreach", rule, problems)
     key: CompiledTemplate | None = None
     if rule.throttle is not None:
-        compiled_key = _compile_field("throttle.key", rule.throttle.key, rule.id, problems)
+        compiled_key = _compile_field("throttle.key", rule.throttle.key, rule, problems)
         if isinstance(compiled_key, _TEMPLATE_FORMS):
             key = compiled_key
     if problems:
