@@ -148,6 +148,8 @@ def add_secrets(secrets: Iterable[str]) -> None:
 
 
 _event_logger = logging.getLogger(f"{ROOT}.event")
+# The run's own lines (start, reload, stop) keep one logger name whichever daemon module says them.
+LIFECYCLE = f"{ROOT}.daemon.lifecycle"
 
 
 def log_event(
