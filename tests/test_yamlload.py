@@ -121,6 +121,28 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     assert elapsed < 5, "the bound must stop expansion long before 9**10 values"
 
 
+def _merge_bomb(levels: int) -> str:
+    lines = ["a0: &a0 {k0: 1, k1: 1, k2: 1, k3: 1, k4: 1, k5: 1, k6: 1, k7: 1, k8: 1, k9: 1}"]
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} {{<<: [{','.join([f'*a{i - 1}'] * 10)}], m{i}: 1}}")
+    return "\n".join(lines) + "\n"
+
+
+def test_merge_key_bomb_is_refused_at_the_merge(tmp_path: Path) -> None:
+    # `<<` references escaped the alias limit and cost tenfold a level (582 bytes: over 60 s).
+    doc, problems = load_yaml(write(tmp_path, _merge_bomb(8)))
+    assert doc is None and len(problems) == 1
+    assert "merge keys `<<` and aliases expand to more than" in problems[0].message
+    assert (problems[0].location.line, problems[0].location.col) == (4, 14)  # type: ignore[union-attr]
+
+
+def test_a_mapping_merged_many_times_is_worked_out_once(tmp_path: Path) -> None:
+    text = _merge_bomb(2) + "".join(f"u{i}: {{<<: *a2}}\n" for i in range(5))
+    doc, problems = load_yaml(write(tmp_path, text))
+    assert problems == [] and doc is not None
+    assert doc.data["u4"] == {"m2": 1, "m1": 1, **{f"k{i}": 1 for i in range(10)}}
+
+
 def test_modest_aliases_are_fine(tmp_path: Path) -> None:
     doc, problems = load_yaml(write(tmp_path, "a: &t [x, y]\nb: *t\nc: *t\n"))
     assert problems == [] and doc is not None

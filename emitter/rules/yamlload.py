@@ -181,6 +181,10 @@ class _Builder:
         self._active: set[int] = set()
         self._expanded = 0
         self._alias_site: Mark = (1, 1)
+        # A merged mapping's pairs, worked out once, and how many pairs merging it visits when
+        # its own merges are followed as YAML defines them (what other readers of the file pay).
+        self._merged: dict[int, tuple[list[tuple[Node, Node]], int]] = {}
+        self._weight = 0  # of the mapping whose pairs are being collected
 
     def build(self, node: Node, where: JsonPath, depth: int, expanding: bool) -> Any:
         nid, mark = id(node), _mark(node)
@@ -283,6 +287,9 @@ class _Builder:
         return pairs
 
     def _merge_sources(self, source: Node, depth: int) -> list[tuple[Node, Node]]:
+        """The pairs `<<: source` merges in. Each merged pair counts in the alias expansion
+        budget as YAML would expand it (a merge repeats values as an alias does: `<<: [*a, *a]`
+        level on level grows tenfold a level), though a mapping's pairs are worked out once."""
         mappings = source.value if isinstance(source, SequenceNode) else [source]
         pairs: list[tuple[Node, Node]] = []
         for mapping in mappings:
@@ -292,8 +299,25 @@ class _Builder:
                     "a merge key `<<` takes a mapping or a list of mappings",
                 ))
                 continue
-            pairs.extend(self._pairs(mapping, depth + 1, report=False))
+            known = self._merged.get(id(mapping))
+            if known is None:
+                outer, self._weight = self._weight, 0
+                merged = self._pairs(mapping, depth + 1, report=False)
+                known = self._merged[id(mapping)] = (merged, self._weight + len(mapping.value))
+                self._weight = outer
+            self._weight += known[1]
+            self._count_merge(known[1], source)
+            pairs.extend(known[0])
         return pairs
+
+    def _count_merge(self, count: int, source: Node) -> None:
+        self._expanded += count
+        if self._expanded > MAX_ALIAS_NODES:
+            raise _Abort(_problem(
+                self.path, *_mark(source),
+                f"merge keys `<<` and aliases expand to more than {MAX_ALIAS_NODES} values "
+                "(a merge-key bomb?); write the values out or share them through `defaults`",
+            ))
 
     def _good_key(self, key_node: Node, report: bool) -> bool:
         if isinstance(key_node, ScalarNode) and (
