@@ -8,7 +8,6 @@ time is measured.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -60,8 +59,10 @@ def read_vars_file(path: str | None) -> Mapping[str, Any] | None:
         raise UsageError(f"--vars-file {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_VARS_FILE:
         raise UsageError(f"--vars-file {path}: larger than {MAX_VARS_FILE} bytes")
+    from emitter.rules.jsonvalue import parse_json
+
     try:
-        parsed = json.loads(data)
+        parsed = parse_json(data)
     except ValueError as exc:
         raise UsageError(f"--vars-file {path}: not JSON ({exc})") from None
     if not isinstance(parsed, dict):

@@ -64,11 +64,13 @@ def _invalid(problems: Sequence[Problem]) -> int:
 def _trigger_value(sample: Any, text: str, name: str) -> Any:
     if isinstance(sample, str):
         return text
+    from emitter.rules.jsonvalue import parse_json
+
     try:
-        return json.loads(text)
-    except ValueError:
+        return parse_json(text)
+    except ValueError as exc:
         raise UsageError(f"--var {name}: the trigger gives a JSON value here; "
-                         f"{text!r} is not JSON") from None
+                         f"{text[:80]!r} is not usable JSON ({exc})") from None
 
 
 def _variables(rule: Rule, args: argparse.Namespace, now: datetime) -> dict[str, Any]:

@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{where}: {exc.strerror or exc}") from None
     _print(result)
     invalid = any(row["invalid"] for row in result.counts.values())
-    return EXIT_INVALID if invalid else EXIT_OK
+    unreadable = any(p.is_error for p in result.problems)  # e.g. a payload that is not JSON
+    return EXIT_INVALID if invalid or unreadable else EXIT_OK
 
 
 def register(subparsers: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from emitter.errors import UsageError
 from emitter.problems import Problem, Severity, closest
+from emitter.rules.jsonvalue import parse_json
 from emitter.rules.model import MISSING, Param, Rule
 
 _TRUE = frozenset({"true", "yes", "1", "on"})
@@ -63,9 +64,9 @@ def convert(param: Param, text: str) -> Any:
             return lowered in _TRUE
         raise ValueError(f"{text!r} is not a boolean (use true/false, yes/no or 1/0)")
     try:
-        value = json.loads(text)
+        value = parse_json(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{kind} values are JSON; {text!r} is not ({exc.msg})") from None
+        raise ValueError(f"{kind} values are JSON; {text[:80]!r} is not ({exc.msg})") from None
     if not type_matches(param, value):
         raise ValueError(f"{text!r} is JSON but not {_a(kind)}")
     return value

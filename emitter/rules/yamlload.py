@@ -4,6 +4,7 @@ bounded size, alias expansion and nesting; one document per file."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,11 +112,16 @@ def _read_text(path: str, max_bytes: int) -> tuple[str | None, Problem | None]:
         )
 
     try:
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            return None, too_big(size)
-        with open(path, "rb") as handle:
-            raw = handle.read(max_bytes + 1)  # the file may have grown since stat()
+        # Non-blocking, and checked after opening: a FIFO or a device would block or never end.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None, _problem(path, 1, 1, "not a regular file (a FIFO, device or "
+                                      "socket cannot be a rule file)")
+            if info.st_size > max_bytes:
+                return None, too_big(info.st_size)
+            raw = handle.read(max_bytes + 1)  # the file may have grown since fstat()
     except OSError as exc:
         return None, _problem(path, 1, 1, f"cannot read the file: {exc.strerror or exc}")
     if len(raw) > max_bytes:
@@ -158,6 +164,18 @@ def _syntax_problem(path: str, exc: yaml.MarkedYAMLError) -> Problem:
     elif exc.context:
         message += f" ({exc.context})"
     return _problem(path, line, col, message)
+
+
+def _bad_scalar(node: ScalarNode, exc: Exception) -> str:
+    """Why a scalar tagged (or resolved) as a number or boolean is not one."""
+    shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+    digits = sum(char.isdigit() for char in node.value)
+    if "digits" in str(exc):
+        return (f"a number with {digits} digits is too long (at most 4300 digits); "
+                "quote it to keep it as text")
+    wanted = {_INT: "an integer", _FLOAT: "a number", _BOOL: "true or false"}
+    return (f"{_short_tag(node.tag)} {shown!r} is not {wanted.get(node.tag, 'valid')}: "
+            "fix the value or drop the tag")
 
 
 def _mark(node: Node) -> Mark:
@@ -249,7 +267,11 @@ class _Builder:
             return None
         if not node.style:  # plain: None from the Python parser, "" from libyaml
             self.plain[where] = node.value
-        return convert(node)
+        try:
+            return convert(node)
+        except (ValueError, KeyError, OverflowError) as exc:
+            self.problems.append(_problem(self.path, *_mark(node), _bad_scalar(node, exc)))
+            return None
 
     def _mapping(self, node: MappingNode, where: JsonPath, depth: int, expanding: bool) -> Any:
         result: dict[str, Any] = {}

@@ -25,6 +25,7 @@ from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
 from emitter.delivery.throttle import Throttler
 from emitter.firing import Firing
 from emitter.problems import Location, Problem
+from emitter.rules.jsonvalue import parse_json
 from emitter.rules.model import FileTrigger, WebhookTrigger
 from emitter.ruletest.logtime import TIMESTAMP_GROUPS, parse_log_time
 from emitter.ruletest.runner import MemoryOutbox
@@ -223,7 +224,7 @@ def _read_payload(path: str, replay: _Replayer) -> Any:
             raw = handle.read(MAX_PAYLOAD_BYTES + 1)
         if len(raw) > MAX_PAYLOAD_BYTES:
             raise ValueError(f"over {MAX_PAYLOAD_BYTES} bytes (the webhook would answer 413)")
-        return json.loads(raw)
+        return parse_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         replay.problems.append(Problem(f"not a JSON payload, skipped: {exc}",
                                        Location(path, 1, 1), check="replay"))
