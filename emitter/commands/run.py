@@ -34,7 +34,8 @@ def register(subparsers: Any) -> None:
         help="run the daemon: start every rule's trigger and send the events",
         description="Validate every rule under PATH (refusing to start on errors), then run "
         "their triggers (schedule, file, webhook, command, stdin) and deliver the events "
-        "through the durable outbox. SIGHUP reloads the rules; SIGTERM stops gracefully.",
+        "through the durable outbox. SIGHUP reloads the rules; SIGTERM stops gracefully. "
+        "Under systemd (Type=notify) it reports READY/RELOADING/STOPPING and pets the watchdog.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="rule file or directory")
     p.add_argument("--dry-run", action="store_true",

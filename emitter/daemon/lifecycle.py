@@ -12,6 +12,9 @@ SIGTERM/SIGINT: triggers stop (what they fired is already durable), the sender g
 seconds to finish requests in flight, everything else stays in the outbox (a temporary
 outbox, as for --dry-run, is drained within `grace` instead: it is deleted at exit).
 
+Under systemd (NOTIFY_SOCKET set) each step is told through notify.Notifier: READY=1 once every
+trigger has started and after each reload, RELOADING=1, STOPPING=1, WATCHDOG=1 from `serve()`.
+
 The parts: rule checking and watching in reload.py, the state in runstate.py, the trigger
 units in unitset.py, the ending in shutdown.py; this module puts them in order.
 """
@@ -33,6 +36,7 @@ from emitter.daemon import logs
 from emitter.daemon.front import DEFAULT_LISTEN, Front, Ports, has_webhooks
 from emitter.daemon.health import health_report
 from emitter.daemon.metrics import Exposition
+from emitter.daemon.notify import Notifier
 from emitter.daemon.reload import Checked, RuleWatch, check_rules, recheck
 from emitter.daemon.runstate import RunState
 from emitter.daemon.settled import settlement_log
@@ -75,11 +79,14 @@ class DaemonConfig:
 class Daemon:
     def __init__(self, config: DaemonConfig, environ: Mapping[str, str],
                  settings: Settings | None = None,
-                 runner_factory: RunnerFactory | None = None) -> None:
+                 runner_factory: RunnerFactory | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.config = config
         self.environ = environ
         self.settings = settings or Settings.from_environ(environ)
         self.metrics = Metrics()
+        # systemd (Type=notify): nothing is sent unless NOTIFY_SOCKET is set.
+        self.notifier = notifier or Notifier(environ)
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._watch = RuleWatch(config.paths)
@@ -137,6 +144,7 @@ class Daemon:
         self.units.apply(ruleset, self.pipeline)
         log.info("started", extra={"rules": len(ruleset.rules), "units": len(self.units),
                                    "state_dir": str(self.state_dir), "sink": self.config.sink})
+        self.notifier.ready(self.status())
 
     def _start_sender(self, outbox: Outbox) -> None:
         factory = sink_factory(self.config.sink, self.settings, **dict(self.config.sink_opts))
@@ -165,6 +173,13 @@ class Daemon:
         except ConfigError as exc:  # a reload added webhooks: keep running, say why
             self._on_error(None, str(exc))
 
+    def status(self) -> str:
+        """One line for systemd's STATUS=: rules, triggers and where it listens."""
+        rules = len(self.pipeline.ruleset.rules) if self.pipeline else 0
+        ports = ", ".join(f"{host}:{port}" for host, port in self.ports.addresses)
+        return (f"{rules} rule(s), {len(self.units)} trigger(s), "
+                f"{'listening on ' + ports if ports else 'no port open'}")
+
     def health(self) -> dict[str, Any]:
         return health_report(list(self.units.named()), self.sender, self.ports.dead())
 
@@ -187,15 +202,19 @@ class Daemon:
 
     def reload(self) -> bool:
         """Validate the rule files again and switch to them; False (old rules kept) when
-        they have errors."""
-        self._watch.remember()
-        ruleset = recheck(self.config.paths, self.environ)
-        if ruleset is None:
-            return False
-        assert self.pipeline is not None
-        self.units.apply(ruleset, self.pipeline)
-        log.info("reloaded", extra={"rules": len(ruleset.rules), "units": len(self.units)})
-        return True
+        they have errors. systemd hears RELOADING=1, then READY=1 either way."""
+        self.notifier.reloading()
+        try:
+            self._watch.remember()
+            ruleset = recheck(self.config.paths, self.environ)
+            if ruleset is None:
+                return False
+            assert self.pipeline is not None
+            self.units.apply(ruleset, self.pipeline)
+            log.info("reloaded", extra={"rules": len(ruleset.rules), "units": len(self.units)})
+            return True
+        finally:
+            self.notifier.ready(self.status())
 
     # ---- running ------------------------------------------------------------------------
 
@@ -223,6 +242,7 @@ class Daemon:
         while not self._stop.is_set():
             # Short sleeps: a signal handler only sets a flag, looked at here.
             time.sleep(TICK)
+            self.notifier.tick()  # the watchdog hears from this loop only while it runs
             if self._reload.is_set():
                 self._reload.clear()
                 log.info("reload requested")
@@ -255,6 +275,7 @@ class Daemon:
     def shutdown(self) -> bool:
         """Stop triggers, then the sender within the grace period; close the state.
         True when every in-flight request finished in time."""
+        self.notifier.stopping()
         if self.pipeline is not None:
             log.info("stopping", extra={"grace": self.config.grace})
         finished, self.undelivered = stop_run(
@@ -262,6 +283,7 @@ class Daemon:
             flush=self._flush_summaries, input_ended=self.input_ended)
         if self.state is not None:
             self.state.close()
+        self.notifier.close()
         if self.pipeline is not None:
             log.info("stopped", extra={"pending": self.undelivered,
                                        "in_flight_finished": finished})

@@ -4,7 +4,8 @@ environment without its credentials, unless the rule asks for a variable by name
 Removed: the Datadog keys (`DATADOG_CREDENTIALS`), every variable a rule names as a webhook
 secret (`token_env`, `hmac_secret_env`), and any name that looks like a credential: ending
 in `_KEY`, `_TOKEN` or `_SECRET`, or holding `PASSWORD`/`PASSWD` (`looks_secret`).
-A name in `keep` (a rule's `env:` list) is passed on even so.
+A name in `keep` (a rule's `env:` list) is passed on even so. systemd's NOTIFY_SOCKET and
+WATCHDOG_* (`SERVICE_MANAGER`) never are.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from emitter.rules.model import Rule, WebhookTrigger
 DATADOG_CREDENTIALS = frozenset({
     "DD_API_KEY", "DD_APP_KEY", "DD_APPLICATION_KEY", "DATADOG_API_KEY", "DATADOG_APP_KEY",
 })
+# systemd's notify socket and watchdog are emitter's: a child talking to them would speak for it.
+SERVICE_MANAGER = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
 _SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET)$|PASSWORD|PASSWD|^(KEY|TOKEN|SECRET)$",
                           re.IGNORECASE)
 
@@ -31,7 +34,7 @@ def secret_names(rules: Iterable[Rule]) -> frozenset[str]:
     for rule in rules:
         trigger = rule.trigger
         if isinstance(trigger, WebhookTrigger):
-            names.update(n for n in (trigger.token_env, trigger.hmac_secret_env) if n)
+            names.update(trigger.secret_envs)
     return frozenset(names)
 
 
@@ -39,4 +42,5 @@ def child_environ(environ: Mapping[str, str], *, keep: Collection[str] = (),
                   secrets: Collection[str] = ()) -> dict[str, str]:
     """`environ` without credentials (see the module doc); names in `keep` stay."""
     return {name: value for name, value in environ.items()
-            if name in keep or not (name in secrets or looks_secret(name))}
+            if name not in SERVICE_MANAGER and (
+                name in keep or not (name in secrets or looks_secret(name)))}
