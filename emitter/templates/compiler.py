@@ -12,7 +12,6 @@ it reads come from that parse or from its one code generation, so lint never par
 
 from __future__ import annotations
 
-import linecache
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,11 +25,13 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 from jinja2.parser import Parser
 
-from emitter.problems import Location, Problem
+from emitter.problems import Problem
 from emitter.rules.budget import DEFAULT as DEFAULT_BUDGET
 from emitter.rules.budget import Budget
 from emitter.rules.model import FieldValue, Rule, Tmpl
 from emitter.templates import budget, codegen, fastjinja
+from emitter.templates.places import location_in as location_in  # re-exported for callers
+from emitter.templates.places import syntax_problem
 from emitter.templates.sandbox import BASE_SCOPE as BASE_SCOPE  # re-exported for callers
 from emitter.templates.sandbox import ENV as ENV
 
@@ -287,53 +288,6 @@ def compile_expression(tmpl: Tmpl, limits: Budget = DEFAULT_BUDGET) -> Expressio
     """Compile a `when`/`foreach` expression (no `{{ }}` around it)."""
     evaluate, names, grows = _compile_expression_text(tmpl.text, limits)
     return Expression(tmpl, evaluate, names, limits, grows)
-
-
-def _closes_on_line(line: str, start: int) -> bool:
-    """Whether the quoted YAML scalar opening at `line[start]` also closes on this line."""
-    quote, i = line[start], start + 1
-    while i < len(line):
-        char = line[i]
-        if quote == '"' and char == "\\":
-            i += 2
-            continue
-        if char == quote:
-            if quote == "'" and line[i + 1:i + 2] == "'":  # '' is an escaped quote
-                i += 2
-                continue
-            return True
-        i += 1
-    return False
-
-
-def location_in(tmpl: Tmpl, line: int) -> Location:
-    """The file place of line `line` (1-based) of a template that starts at `tmpl.location`.
-
-    Only called on error paths, so it may read the rule file: for a block scalar (`|`, `>`)
-    the template's first line is the file line after the indicator; a quoted scalar that
-    closes on its first line (newlines written as \\n) stays at its start.
-    """
-    loc = tmpl.location
-    linecache.checkcache(loc.path)  # the file may have changed since a previous error
-    source = linecache.getline(loc.path, loc.line)
-    opener = source[loc.col - 1:loc.col]
-    block = opener in ("|", ">")
-    if (line <= 1 and not block) or (opener in ("'", '"')
-                                     and _closes_on_line(source, loc.col - 1)):
-        return loc
-    file_line = loc.line + line - (0 if block else 1)
-    text = linecache.getline(loc.path, file_line)
-    indent = len(text) - len(text.lstrip(" ")) if text.strip() else 0
-    return Location(loc.path, file_line, indent + 1)
-
-
-def syntax_problem(tmpl: Tmpl, exc: TemplateSyntaxError, rule_id: str, what: str) -> Problem:
-    return Problem(
-        message=f"template syntax error in {what}: {exc.message}",
-        location=location_in(tmpl, exc.lineno or 1),
-        rule_id=rule_id,
-        check="template",
-    )
 
 
 def _attempt(compile_one: Callable[[Tmpl, Budget], _Form], tmpl: Tmpl, what: str,
