@@ -15,6 +15,7 @@ COUNTERS: dict[str, str] = {
     "skipped": "Firings that produced no event because `when` was false or foreach was empty.",
     "invalid": "Rendered events that failed the event schema; never sent.",
     "throttled": "Events dropped or folded into a summary by the rule's throttle.",
+    "deduplicated": "Webhook redeliveries of a delivery id already accepted; not fired again.",
     "queued": "Events committed to the durable outbox.",
     "refused": "Events refused because the outbox was full.",
     "sent": "Events the sink accepted.",

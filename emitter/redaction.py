@@ -58,6 +58,7 @@ def exposed_by(rules: Iterable[_ReadsEnvironment]) -> frozenset[str]:
             name = getattr(rule.trigger, attribute, None)
             if isinstance(name, str):
                 names.add(name)
+        names.update(getattr(rule.trigger, "secret_envs", ()))  # a webhook's `auth` secrets
     return frozenset(names)
 
 

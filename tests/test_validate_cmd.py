@@ -35,7 +35,7 @@ rules:
     when: "names | length > 0"
     event: {title: "{{ item }}", text: "one of {{ names | length }}"}
   - id: hooked
-    trigger: {type: webhook, path: /h}
+    trigger: {type: webhook, path: /h, token_env: HOOK_TOKEN}
     event: {title: "{{ payload.get('name', 'none') }}", text: "{{ headers | length }}"}
 """
 

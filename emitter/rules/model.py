@@ -10,6 +10,7 @@ from typing import Any, Literal
 from emitter.problems import Location
 from emitter.rules.budget import DEFAULT as DEFAULT_BUDGET
 from emitter.rules.budget import Budget
+from emitter.rules.webhookauth import V1_SIGNATURE_HEADER, AuthScheme, Dedup, v1_schemes
 
 ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
 
@@ -91,10 +92,24 @@ class FileTrigger:
 @dataclass(frozen=True)
 class WebhookTrigger:
     path: str  # URL path, e.g. "/hooks/alertmanager"
-    token_env: str | None = None  # env var holding a shared token (Authorization: Bearer ...)
-    hmac_secret_env: str | None = None  # env var holding the HMAC-SHA256 secret
-    signature_header: str = "X-Hub-Signature-256"
+    token_env: str | None = None  # version 1: env var holding a bearer token
+    hmac_secret_env: str | None = None  # version 1: env var holding the HMAC-SHA256 secret
+    signature_header: str = V1_SIGNATURE_HEADER
+    auth: AuthScheme | None = None  # the `auth` block (emitter.rules.webhookauth)
+    dedup: Dedup | None = None  # where a delivery's id is; None: redeliveries fire again
     type: Literal["webhook"] = "webhook"
+
+    @property
+    def schemes(self) -> tuple[AuthScheme, ...]:
+        """Every scheme a request must pass: `auth`, or the version-1 shorthands'."""
+        if self.auth is not None:
+            return (self.auth,)
+        return v1_schemes(self.token_env, self.hmac_secret_env, self.signature_header)
+
+    @property
+    def secret_envs(self) -> tuple[str, ...]:
+        """Every environment variable this trigger reads a secret (or user name) from."""
+        return tuple(name for scheme in self.schemes for name in scheme.env_names)
 
 
 @dataclass(frozen=True)

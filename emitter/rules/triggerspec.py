@@ -18,6 +18,7 @@ from emitter.rules.model import (
     Trigger,
     WebhookTrigger,
 )
+from emitter.rules.webhookauth import V1_SIGNATURE_HEADER, build_auth
 from emitter.rules.yamlload import JsonPath, YamlDoc
 
 CRON_FIELDS = "minute hour day-of-month month day-of-week"
@@ -122,11 +123,15 @@ def _file(collect: _Collector, raw: dict[str, Any]) -> Trigger | None:
 
 
 def _webhook(collect: _Collector, raw: dict[str, Any]) -> Trigger:
+    auth, dedup, problems = build_auth(collect.doc, collect.path, raw)
+    collect.problems.extend(problems)
     return WebhookTrigger(
         path=raw["path"],
         token_env=raw.get("token_env"),
         hmac_secret_env=raw.get("hmac_secret_env"),
-        signature_header=raw.get("signature_header", "X-Hub-Signature-256"),
+        signature_header=raw.get("signature_header", V1_SIGNATURE_HEADER),
+        auth=auth,
+        dedup=dedup,
     )
 
 

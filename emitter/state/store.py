@@ -86,6 +86,15 @@ class StateStore:
     def delete(self, namespace: str, keys: Iterable[str]) -> None:
         self.put_many(namespace, {}, delete=keys)
 
+    def delete_below(self, namespace: str, limit: float) -> int:
+        """Remove the keys whose value is a number below `limit` (keys kept with their expiry
+        time as value: a TTL'd set); returns how many went."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM kv WHERE namespace = ? AND CAST(value AS REAL) < ?",
+                (namespace, limit))
+        return cursor.rowcount
+
     def close(self) -> None:
         """Idempotent."""
         with self._lock:

@@ -43,6 +43,7 @@ class RunnerOptions:
     metrics: Callable[[], str] | None = None  # the /metrics text, for the webhook server
     stdin: Any = None  # the daemon's StdinLines; None: read sys.stdin directly
     secret_names: Collection[str] = ()  # environment variables no child may inherit
+    count: Callable[[str, str, int], None] | None = None  # per-rule counters (Metrics.inc)
 
 
 @dataclass

@@ -46,14 +46,14 @@ def make_runner(
     kind: str, rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, *,
     store: StateStore, listen: str | None = None, environ: Mapping[str, str] | None = None,
     metrics: Callable[[], str] | None = None, stdin: StdinLines | None = None,
-    secret_names: Collection[str] = (),
+    secret_names: Collection[str] = (), count: Callable[[str, str, int], None] | None = None,
 ) -> TriggerRunner:
     """The runner for one unit of trigger type `kind`, built by its declaration."""
     factory = TRIGGER_TYPES[kind].runner if kind in TRIGGER_TYPES else None
     if factory is None:
         raise ValueError(f"no runner for trigger type {kind!r}")
     options = RunnerOptions(listen=listen, environ=environ, metrics=metrics, stdin=stdin,
-                            secret_names=secret_names)
+                            secret_names=secret_names, count=count)
     return factory(rules, dispatch, on_error, store, options)
 
 

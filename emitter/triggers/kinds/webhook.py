@@ -4,7 +4,8 @@ one table of credentials a sender may send, removed before templates see a reque
 A header or query parameter is a credential when its lower-cased name is in
 `CREDENTIAL_NAMES`, when one of its words (split at '-', '_' and '.') is in
 `CREDENTIAL_WORDS`, or when it contains one of `CREDENTIAL_PARTS` (camelCase `apiKey`,
-`accessToken`). The rule's own `signature_header` is always removed too.
+`accessToken`). Every header and query parameter a rule's own authentication reads
+(`hidden_names`) is always removed too.
 """
 
 from __future__ import annotations
@@ -43,16 +44,25 @@ def is_credential(name: str) -> bool:
     return any(word in CREDENTIAL_WORDS for word in _WORDS.split(lowered))
 
 
+def hidden_names(trigger: WebhookTrigger) -> tuple[frozenset[str], frozenset[str]]:
+    """The headers (lower-cased) and query parameters the trigger's authentication reads."""
+    headers = {h.lower() for s in trigger.schemes for h in s.credential_headers}
+    query = {q for s in trigger.schemes for q in s.credential_query}
+    return frozenset(headers), frozenset(query)
+
+
 def request_variables(payload: Any, headers: Mapping[str, str], query: Mapping[str, str],
-                      path: str, signature_headers: Collection[str] = ()) -> dict[str, Any]:
+                      path: str, signature_headers: Collection[str] = (),
+                      query_names: Collection[str] = ()) -> dict[str, Any]:
     """What one accepted request gives templates: header names lower-cased, every credential
-    header and query parameter (and the rules' signature headers) removed."""
+    header and query parameter (and those the rules' authentication reads) removed."""
     hidden = {h.lower() for h in signature_headers}
     lowered = {k.lower(): v for k, v in headers.items()}
     return {
         "payload": payload,
         "headers": {k: v for k, v in lowered.items() if k not in hidden and not is_credential(k)},
-        "query": {k: v for k, v in query.items() if not is_credential(k)},
+        "query": {k: v for k, v in query.items()
+                  if k not in query_names and not is_credential(k)},
         "path": path,
         "method": "POST",
     }
@@ -67,7 +77,8 @@ def _runner(rules: Sequence[Rule], dispatch: Dispatch, on_error: OnError, store:
             options: RunnerOptions) -> Any:
     from emitter.triggers.webhook import WebhookServer
 
-    return WebhookServer(rules, dispatch, on_error, environ=options.environ)
+    return WebhookServer(rules, dispatch, on_error, environ=options.environ, store=store,
+                         count=options.count)
 
 
 def _feed(rule: Rule, given: Any, at: float, state: FeedState) -> list[Firing]:
@@ -84,15 +95,17 @@ def _feed(rule: Rule, given: Any, at: float, state: FeedState) -> list[Firing]:
                 f"malformed JSON: {reason} (the webhook answers 400 and fires nothing)",
                 rule_id=rule.id, check="webhook"))
             return []
+    hidden, hidden_query = hidden_names(trigger)
     variables = request_variables(body, given.headers, given.query, trigger.path,
-                                  (trigger.signature_header,))
+                                  (*hidden, trigger.signature_header), hidden_query)
     return [Firing(rule.id, "webhook", variables, at)]
 
 
 WEBHOOK = TriggerType(
     name="webhook",
     fired_by="Fired by an HTTP POST to the daemon at `path`.",
-    options="`path`, `token_env` and/or `hmac_secret_env`, `signature_header`",
+    options="`path`, `auth` (a `preset` or a `scheme`, `secret_env`), `dedup`; version 1: "
+            "`token_env` and/or `hmac_secret_env`, `signature_header`",
     variables=(
         Variable("payload", "JSON", "the parsed JSON body", lambda t, now: {}, open=True),
         Variable("headers", "object",

@@ -16,11 +16,12 @@ from emitter.validate.checks import (
     tag_format,
     untested_rule,
     unused_param,
+    webhook_auth,
 )
 from emitter.validate.checks.base import LintCheck
 
 _MODULES = (tag_format, source_type_name, field_length, constant_when, unused_param,
-            credential_env, untested_rule)
+            credential_env, webhook_auth, untested_rule)
 
 CHECKS: dict[str, LintCheck] = {module.CHECK.id: module.CHECK for module in _MODULES}
 
