@@ -64,10 +64,10 @@ def test_state_dir_from_the_environment(env: FakeIntake, tmp_path: Path,
 
 
 def test_the_state_variable_is_the_one_emitter_state_reads() -> None:
-    from emitter.commands import fire
+    from emitter.commands import oneshot
     from emitter.state.dirs import STATE_ENV
 
-    assert fire.STATE_ENV == STATE_ENV
+    assert oneshot.STATE_ENV == STATE_ENV
 
 
 def test_without_a_state_dir_no_outbox_is_made(env: FakeIntake,

@@ -6,6 +6,8 @@ bounded tail is kept. Then rule ID is rendered with `exit_code`, `duration`, `co
 emitter exits with the command's exit code whatever happens to the event (a rule problem
 or a failed delivery is reported on stderr): wrapping a job never changes its outcome. Only
 a usage error before the command starts (no command given) exits 2 without running it.
+The event is sent as `emitter fire` sends it (emitter.commands.oneshot): any sink, `--sink
+dogstatsd` for a local Agent, through the outbox with `--state-dir` or EMITTER_STATE_DIR.
 """
 
 from __future__ import annotations
@@ -13,23 +15,45 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from emitter.errors import EmitterError, UsageError
+
+if TYPE_CHECKING:
+    from emitter.commands.oneshot import Route
+    from emitter.settings import Settings
+    from emitter.templates.compiler import CompiledRule
 
 WRAPPED_NAMES = ("exit_code", "duration", "command", "stdout", "stderr", "output", "signal",
                  "started")
 
 
+class _Prepared(NamedTuple):
+    """What is known before the job runs: the event can be fired when the job ends."""
+
+    settings: Settings
+    route: Route
+    compiled: CompiledRule
+    raw: dict[str, str]  # the --var values, not yet converted
+    secrets: frozenset[str]  # variables the child must not see
+
+
 def _add_options(p: argparse.ArgumentParser) -> None:
+    from emitter.commands.sinkopts import add_sink_options
+
     p.add_argument("--rule", metavar="ID", help="the rule to fire (required)")
     p.add_argument("--var", action="append", metavar="NAME=VALUE",
                    help="a param value, converted by the param's type (repeatable)")
     p.add_argument("--dry-run", action="store_true", default=None,
-                   help="print the event to stdout instead of sending it")
-    p.add_argument("--sink", choices=("datadog", "stdout"))
+                   help="print the event to stdout instead of sending it (same as --sink "
+                   "stdout)")
+    add_sink_options(p, defaults=False)
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="commit the event to the outbox in DIR before sending it, so an "
+                   "undelivered one stays queued for `emitter run` or `emitter outbox drain` "
+                   "(default: $EMITTER_STATE_DIR; neither: send directly)")
     p.add_argument("--tail", type=int, metavar="BYTES",
                    help="bytes of each output stream kept for the event (default 8192)")
     p.add_argument("--deadline", type=float, metavar="S",
@@ -39,6 +63,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
 
 
 _DEFAULTS: dict[str, Any] = {"rule": None, "var": None, "dry_run": False, "sink": "datadog",
+                             "sink_path": None, "statsd_address": None, "state_dir": None,
                              "tail": 8192, "deadline": 60.0, "quiet": False}
 
 
@@ -49,7 +74,8 @@ def register(subparsers: Any) -> None:
         description="Run CMD (no shell), passing its output through, then fire rule ID with "
         "exit_code, duration, command, stdout, stderr and output (tails). Exits with the "
         "command's exit code, even when the event could not be sent.",
-        usage="emitter exec PATH --rule ID [--var NAME=VALUE ...] [--dry-run] -- CMD ARGS...",
+        usage="emitter exec PATH --rule ID [--var NAME=VALUE ...] [--sink NAME] [--state-dir DIR] "
+        "[--dry-run] -- CMD ARGS...",
     )
     p.add_argument("path", metavar="PATH", help="rule file or directory")
     _add_options(p)
@@ -114,23 +140,21 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _child_env(args: argparse.Namespace, prepared: Any) -> dict[str, str]:
+def _child_env(args: argparse.Namespace, prepared: _Prepared | None) -> dict[str, str]:
     """Our environment without credentials (DD_API_KEY, every webhook secret the rule files
     name...), but with the variables the rule names in `env:`."""
     from emitter.triggers.childenv import child_environ
 
     if prepared is None:
         return child_environ(os.environ)
-    _, compiled, _, secrets = prepared
-    return child_environ(os.environ, keep=compiled.rule.env, secrets=secrets)
+    return child_environ(os.environ, keep=prepared.compiled.rule.env, secrets=prepared.secrets)
 
 
-def _prepare(args: argparse.Namespace
-             ) -> tuple[Any, Any, dict[str, str], frozenset[str]] | None:
+def _prepare(args: argparse.Namespace) -> _Prepared | None:
     """Load and compile the rule and parse --var before the job runs, so a broken rule is
     reported now; returns None (the job still runs) when it cannot be fired."""
     from emitter.commands._common import parse_vars
-    from emitter.commands.fire import NO_KEY_HINT
+    from emitter.commands.oneshot import check_route
     from emitter.rules.loader import load_rules
     from emitter.settings import Settings
     from emitter.templates.compiler import compile_rule
@@ -143,8 +167,7 @@ def _prepare(args: argparse.Namespace
         if rule is None and not errors:
             raise UsageError(f"no rule {args.rule!r} in {args.path}")
         settings = Settings.from_environ(os.environ)
-        if not (args.dry_run or args.sink == "stdout"):
-            settings.require_api_key(hint=NO_KEY_HINT)
+        route = check_route(args, settings)
     except EmitterError as exc:
         _say(f"{exc}; running the command anyway, no event will be sent")
         return None
@@ -161,16 +184,15 @@ def _prepare(args: argparse.Namespace
         return None
     from emitter.triggers.childenv import secret_names
 
-    return settings, compiled, raw, secret_names(loaded.rules)
+    return _Prepared(settings, route, compiled, raw, secret_names(loaded.rules))
 
 
-def _fire(args: argparse.Namespace, prepared: tuple[Any, Any, dict[str, str], frozenset[str]],
-          wrapped: Mapping[str, Any]) -> None:
+def _fire(args: argparse.Namespace, prepared: _Prepared, wrapped: Mapping[str, Any]) -> None:
     from emitter.events.check import check_event
     from emitter.rules.params import coerce_vars
     from emitter.templates.render import RenderContext, render
 
-    settings, compiled, raw, _ = prepared
+    settings, compiled, raw = prepared.settings, prepared.compiled, prepared.raw
     rule = compiled.rule
     declared = {k: v for k, v in wrapped.items() if rule.param(k) is not None and v is not None}
     variables = {**coerce_vars(rule, raw, declared), **wrapped}
@@ -188,33 +210,22 @@ def _fire(args: argparse.Namespace, prepared: tuple[Any, Any, dict[str, str], fr
         if not args.quiet:
             _say(f"rule {rule.id}: {outcome.skipped}, no event")
         return
-    for event in outcome.events:
-        _send(args, settings, event)
+    _send(args, prepared, outcome.events)
 
 
-def _send(args: argparse.Namespace, settings: Any, event: Mapping[str, Any]) -> None:
-    from emitter.delivery.retry import RetryPolicy, deliver
-    from emitter.errors import DeliveryError
+def _send(args: argparse.Namespace, prepared: _Prepared,
+          events: Sequence[Mapping[str, Any]]) -> None:
+    """As `emitter fire` sends (emitter.commands.oneshot); what it reports goes to stderr,
+    stdout being the job's. A failure raises, for `run` to report."""
+    from emitter.commands import oneshot
+    from emitter.delivery.retry import RetryPolicy
     from emitter.events.encode import Encoded
-    from emitter.sinks.base import Outcome
 
-    printing = args.dry_run or args.sink == "stdout"
-    if printing:
-        from emitter.sinks.stdout import StdoutSink
+    def announce(result: Any) -> None:
+        if not (prepared.route.printing or args.quiet):
+            _say(f"event sent: {oneshot.sent_line(result)}")
 
-        sink: Any = StdoutSink(sys.stdout)
-    else:
-        from emitter.sinks.datadog import DatadogSink
-
-        sink = DatadogSink(settings)
-    try:
-        policy = RetryPolicy(max_attempts=8, deadline=args.deadline)
-        result = deliver(sink, Encoded.of(event), policy)
-    finally:
-        sink.close()
-    if result.outcome is Outcome.DELIVERED:
-        if not printing and not args.quiet:
-            _say(f"event sent: {result.event_id or '-'} {result.url or ''}".rstrip())
-        return
-    why = "; ".join(result.errors) or result.detail
-    raise DeliveryError(f"HTTP {result.status}: {why}" if result.status else why)
+    policy = RetryPolicy(max_attempts=8, deadline=args.deadline)
+    oneshot.send_events(prepared.route, prepared.settings, prepared.compiled.rule.id,
+                        [Encoded.of(event) for event in events], policy, announce=announce,
+                        on_retry=oneshot.retry_progress(bool(args.quiet)))

@@ -1,5 +1,5 @@
-"""The sink options `run` and `outbox drain` share (one spelling each): `--sink`,
-`--sink-path`, `--statsd-address` (`--statsd-addr` still accepted, hidden)."""
+"""The sink options `run`, `outbox drain`, `fire` and `exec` share (one spelling each):
+`--sink`, `--sink-path`, `--statsd-address` (`--statsd-addr` still accepted, hidden)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import argparse
 from typing import Any
 
 
-def add_sink_options(parser: argparse.ArgumentParser) -> None:
+def add_sink_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """`defaults=False` leaves every option None when not given (`exec` parses its options
+    in two passes and fills the defaults itself)."""
     from emitter.sinks.registry import DEFAULT_SINK, SINK_NAMES
 
-    parser.add_argument("--sink", choices=SINK_NAMES, default=DEFAULT_SINK,
-                        help=f"where events go (default {DEFAULT_SINK})")
+    parser.add_argument("--sink", choices=SINK_NAMES, default=DEFAULT_SINK if defaults else None,
+                        help="where events go: datadog (the Events API, needs DD_API_KEY), "
+                        "dogstatsd (a local Datadog Agent, no API key), stdout, or file "
+                        f"(--sink-path; default {DEFAULT_SINK})")
     parser.add_argument("--sink-path", metavar="FILE", help="the file sink's JSON-lines file")
     parser.add_argument("--statsd-address", metavar="ADDR",
                         help="dogstatsd sink: host:port, udp://host:port or unix:///path "

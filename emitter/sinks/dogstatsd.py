@@ -128,7 +128,8 @@ class DogStatsdSink:
                 self._reset()
                 why = f"cannot send to {self.destination}: {exc.strerror or exc}"
                 return DeliveryResult(Outcome.RETRY, errors=(why,), detail=f"dogstatsd: {why}")
-        return DeliveryResult(Outcome.DELIVERED, detail=f"dogstatsd: {len(datagram)} bytes")
+        sent = f"dogstatsd: {len(datagram)} bytes to {self.destination}"
+        return DeliveryResult(Outcome.DELIVERED, detail=sent)
 
     def _reset(self) -> None:
         if self._sock is not None:

@@ -9,7 +9,8 @@ from emitter.errors import UsageError
 from emitter.settings import Settings, parse_statsd_address
 from emitter.sinks.base import Sink
 
-__all__ = ["DEFAULT_SINK", "SINK_NAMES", "make_sink", "parse_statsd_address", "sink_factory"]
+__all__ = ["DEFAULT_SINK", "SINK_NAMES", "check_sink", "make_sink", "parse_statsd_address",
+           "sink_factory"]
 
 SINK_NAMES: tuple[str, ...] = ("datadog", "dogstatsd", "stdout", "file")
 DEFAULT_SINK = "datadog"
@@ -29,6 +30,19 @@ def make_sink(name: str, settings: Settings, **opts: Any) -> Sink:
     if builder is None:
         raise UsageError(f"unknown sink {name!r}; choose one of: {', '.join(SINK_NAMES)}")
     return builder(settings, opts)
+
+
+def check_sink(name: str, settings: Settings, **opts: Any) -> None:
+    """Raise what `make_sink` would for this name and options, opening nothing (no socket,
+    file or TLS context): for one-shot commands that check before they work."""
+    if name not in _BUILDERS:
+        raise UsageError(f"unknown sink {name!r}; choose one of: {', '.join(SINK_NAMES)}")
+    if name == "datadog":
+        settings.require_api_key()
+    elif name == "dogstatsd" and not _explicit_statsd(opts):
+        settings.dogstatsd(opts.get("address"))
+    elif name == "file":
+        _file_path(opts)
 
 
 def sink_factory(name: str, settings: Settings, **opts: Any) -> Callable[[], Sink]:
@@ -51,7 +65,7 @@ def _datadog(settings: Settings, opts: dict[str, Any]) -> Sink:
 def _dogstatsd(settings: Settings, opts: dict[str, Any]) -> Sink:
     from emitter.sinks.dogstatsd import DEFAULT_HOST, DEFAULT_PORT, DogStatsdSink
 
-    if opts.get("host") or opts.get("port") or opts.get("socket_path"):
+    if _explicit_statsd(opts):
         return DogStatsdSink(
             opts.get("host") or DEFAULT_HOST,
             int(opts.get("port") or DEFAULT_PORT),
@@ -59,6 +73,10 @@ def _dogstatsd(settings: Settings, opts: dict[str, Any]) -> Sink:
         )
     # The address option, else the environment, read in one place (emitter.settings).
     return DogStatsdSink(**settings.dogstatsd(opts.get("address")))
+
+
+def _explicit_statsd(opts: dict[str, Any]) -> bool:
+    return bool(opts.get("host") or opts.get("port") or opts.get("socket_path"))
 
 
 def _stdout(settings: Settings, opts: dict[str, Any]) -> Sink:
@@ -70,10 +88,14 @@ def _stdout(settings: Settings, opts: dict[str, Any]) -> Sink:
 def _file(settings: Settings, opts: dict[str, Any]) -> Sink:
     from emitter.sinks.file import FileSink
 
+    return FileSink(_file_path(opts))
+
+
+def _file_path(opts: dict[str, Any]) -> str:
     path = opts.get("path")
     if not path:
         raise UsageError("the file sink needs a path (--sink-path FILE)")
-    return FileSink(path)
+    return str(path)
 
 
 _BUILDERS: dict[str, Callable[[Settings, dict[str, Any]], Sink]] = {
