@@ -4,6 +4,7 @@ command end to end against the loopback intake."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -242,3 +243,60 @@ def test_exec_runs_the_job_even_without_a_key_or_with_a_bad_rule(tmp_path: Path)
 def test_exec_without_a_command_is_a_usage_error(tmp_path: Path) -> None:
     proc = _exec([JOBS, "--rule", "job-finished"], _env(None, tmp_path))
     assert proc.returncode == 2
+
+
+# ---- `emitter exec` through the outbox (--state-dir, as `emitter fire`) ---------------------
+
+
+def _outbox_status(state: Path, env: dict[str, str]) -> dict[str, Any]:
+    proc = subprocess.run([PY, "-m", "emitter", "outbox", "status", "--state-dir", str(state),
+                           "--format", "json"], capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    status = json.loads(proc.stdout)
+    assert isinstance(status, dict)
+    return status
+
+
+@pytest.mark.slow
+def test_exec_with_a_state_dir_leaves_an_undelivered_event_in_the_outbox(
+        intake: FakeIntake, tmp_path: Path) -> None:
+    intake.set_mode(Fault.error(503))
+    env, state = _env(intake, tmp_path), tmp_path / "state"
+    proc = _exec([JOBS, "--rule", "job-finished", "--var", "job=x", "--state-dir", str(state),
+                  "--deadline", "1", "--", "sh", "-c", "exit 3"], env)
+    err = proc.stderr.decode()
+    assert proc.returncode == 3, err  # the job's code, whatever happened to the event
+    assert "left in the outbox as id 1" in err and "HTTP 503" in err
+    assert f"emitter outbox drain --state-dir {state}" in err
+    assert intake.events == [] and intake.requests  # it was tried, and refused
+    status = _outbox_status(state, env)
+    assert (status["pending"], status["dead"]) == (1, 0)
+    human = subprocess.run([PY, "-m", "emitter", "outbox", "status", "--state-dir", str(state)],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert "pending     1" in human.stdout
+
+
+@pytest.mark.slow
+def test_exec_with_a_state_dir_delivers_and_empties_the_outbox(intake: FakeIntake,
+                                                               tmp_path: Path) -> None:
+    env = {**_env(intake, tmp_path), "EMITTER_STATE_DIR": str(tmp_path / "state")}
+    proc = _exec([JOBS, "--rule", "job-finished", "--var", "job=x", "--", "true"], env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "event sent: " in proc.stderr.decode()
+    assert [e["title"] for e in intake.events] == ["x succeeded"]
+    status = _outbox_status(tmp_path / "state", env)
+    assert (status["pending"], status["inflight"], status["dead"], status["events"]) == (0, 0, 0, 0)
+    assert status["counters"]["delivered"] == 1  # it went through the outbox
+
+
+@pytest.mark.slow
+def test_exec_with_a_state_dir_keeps_a_refused_event_as_a_dead_letter(intake: FakeIntake,
+                                                                      tmp_path: Path) -> None:
+    intake.set_mode(Fault.reject(400, "Event too far in the past"))
+    env, state = _env(intake, tmp_path), tmp_path / "state"
+    proc = _exec([JOBS, "--rule", "job-finished", "--var", "job=x", "--state-dir", str(state),
+                  "--", "true"], env)
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert "Event too far in the past" in err and "kept as dead letter 1" in err
+    assert _outbox_status(state, env)["dead"] == 1
