@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import platform
+import re
 import time
 from collections.abc import Iterator
 
@@ -16,7 +18,7 @@ from emitter.errors import ConfigError
 from emitter.events.encode import Encoded, encode_event
 from emitter.settings import Settings
 from emitter.sinks.base import Outcome
-from emitter.sinks.datadog import DatadogSink
+from emitter.sinks.datadog import DatadogSink, user_agent
 from emitter.sinks.stdout import StdoutSink
 from emitter.sinks.transport import KeepAliveSession
 from tests.intake import FIRST_EVENT_ID, INTAKE_KEY, FakeIntake, Fault, intake_fixture  # noqa: F401
@@ -55,13 +57,24 @@ def test_202_keeps_big_id_exact(intake: FakeIntake, sink: DatadogSink) -> None:
     assert intake.events == [EVENT]
 
 
+# The form Datadog's clients use, spelled out here from the parts the issue names.
+EXPECTED_UA = (f"emitter/{__version__} (python {platform.python_version()}; "
+               f"os {platform.system().lower()}; arch {platform.machine()})")
+
+
+def test_user_agent_form() -> None:
+    assert re.fullmatch(r"emitter/\d+\.\d+\.\d+\S* \(python \d+\.\d+\.\d+\S*; os [a-z0-9_]+; "
+                        r"arch \S+\)", user_agent()), user_agent()
+    assert user_agent() == EXPECTED_UA
+
+
 def test_request_shape(intake: FakeIntake, sink: DatadogSink) -> None:
     sink.send(Encoded.of(EVENT))
     received = intake.requests[0]
     assert received.path == "/api/v1/events"
     assert received.header("DD-API-KEY") == INTAKE_KEY
     assert received.header("Content-Type") == "application/json"
-    assert received.header("User-Agent") == f"emitter/{__version__}"
+    assert received.header("User-Agent") == EXPECTED_UA
     # compact, UTF-8, non-ASCII not escaped
     assert received.body == encode_event(EVENT)
     assert b" " not in received.body.split(b'"title"')[0] and "✓".encode() in received.body

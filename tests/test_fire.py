@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from emitter.cli import main
+from emitter.sinks.datadog import user_agent
 from tests.intake import FIRST_EVENT_ID, INTAKE_KEY, FakeIntake, Fault, intake_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,4 +319,4 @@ def test_subprocess_end_to_end(intake: FakeIntake) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == str(FIRST_EVENT_ID)
     assert INTAKE_KEY not in done.stdout + done.stderr
-    assert (intake.requests[0].header("User-Agent") or "").startswith("emitter/")
+    assert intake.requests[0].header("User-Agent") == user_agent()  # emitter/<v> (python ...)

@@ -13,6 +13,7 @@ import pytest
 
 from emitter.cli import main
 from emitter.delivery.outbox import OUTBOX_FILE, Outbox, OutboxStatus
+from emitter.sinks.datadog import user_agent
 from tests.intake import FIRST_EVENT_ID, INTAKE_KEY, FakeIntake
 from tests.intake import intake_fixture as intake_fixture  # noqa: F401 - the `intake` fixture
 
@@ -123,6 +124,8 @@ def test_intake_down_leaves_it_pending_then_drain_delivers(env: FakeIntake, tmp_
     assert code == 0, err
     assert [e["title"] for e in env.events] == ["Deployed payments 1.4.2"]
     assert status(tmp_path).events == 0
+    agents = {r.header("User-Agent") for r in env.requests}  # the sender's (drain runs it)
+    assert agents == {user_agent()}
 
 
 def test_a_full_outbox_refuses_the_event(env: FakeIntake, tmp_path: Path,

@@ -25,7 +25,7 @@ from emitter.events.encode import Encoded
 from emitter.settings import Settings
 from emitter.sinks import transport
 from emitter.sinks.base import DeliveryResult, Outcome
-from emitter.sinks.datadog import DatadogSink, open_session
+from emitter.sinks.datadog import DatadogSink, open_session, user_agent
 from emitter.sinks.registry import make_sink
 from emitter.sinks.transport import KeepAliveSession
 from tests.intake import FIRST_EVENT_ID, INTAKE_KEY, FakeIntake, Fault
@@ -94,6 +94,15 @@ def test_answers_classified_like_requests(lean: DatadogSink, classic: DatadogSin
     intake.enqueue(fault, fault)
     same(lean.send(BODY), classic.send(BODY))
     assert lean.send(BODY).outcome is Outcome.DELIVERED  # the connection is still usable
+
+
+def test_both_sessions_send_the_user_agent(lean: DatadogSink, classic: DatadogSink,
+                                           intake: FakeIntake) -> None:
+    lean.send(BODY)
+    classic.send(BODY)
+    agents = [r.header("User-Agent") for r in intake.requests]
+    assert agents == [user_agent(), user_agent()]  # requests' own default never shows
+    assert agents[0] is not None and agents[0].startswith("emitter/") and "; arch " in agents[0]
 
 
 def test_no_answer_is_retry(lean: DatadogSink, intake: FakeIntake) -> None:
