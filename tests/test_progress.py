@@ -162,7 +162,7 @@ def test_a_stream_that_is_not_a_terminal_gets_nothing() -> None:
 
 
 def _filled_outbox(state: Path, count: int) -> list[str]:
-    state.mkdir()
+    state.mkdir(mode=0o700)  # private, as emitter creates it (a wider one is warned about)
     titles = [f"event {i}" for i in range(count)]
     with Outbox.in_dir(state) as box:
         box.enqueue([("r", json.dumps({"title": t, "text": "x"}).encode()) for t in titles])
