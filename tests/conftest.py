@@ -66,3 +66,33 @@ def _clean_env(
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
     yield
+
+
+# ---- the two storage backends (emitter.state.backend) --------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster for the whole session (tests/pgcluster.py); skipped with
+    the reason when this machine has no server binaries."""
+    from tests.pgcluster import Cluster
+
+    reason = Cluster.available()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL tests need a server: {reason}")
+    cluster = Cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def place(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """Where a test keeps its state: a fresh directory (SQLite) or a fresh database
+    (PostgreSQL); tests/backends.py opens outboxes, stores and throttlers there."""
+    from tests.backends import Place
+
+    if request.param == "sqlite":
+        return Place("sqlite", str(tmp_path / "state"))
+    return Place("postgres", request.getfixturevalue("pg_cluster").new_database())

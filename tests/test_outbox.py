@@ -16,6 +16,7 @@ import pytest
 from emitter.delivery.outbox import CLAIM_LEASE, Outbox
 from emitter.errors import ConfigError, OutboxFullError
 from emitter.state.dirs import resolve_state_dir
+from tests.backends import Place
 
 
 def body(n: int) -> bytes:
@@ -23,10 +24,9 @@ def body(n: int) -> bytes:
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
-    box = Outbox.in_dir(tmp_path)
-    yield box
-    box.close()
+def outbox(place: Place) -> Outbox:
+    with place.outbox() as box:
+        yield box
 
 
 # ---- states --------------------------------------------------------------------------------
@@ -121,8 +121,8 @@ def test_claimed_enqueue_is_leased(outbox: Outbox) -> None:
 # ---- bounds ----------------------------------------------------------------------------
 
 
-def test_full_by_count_refuses_and_keeps_old(tmp_path: Path) -> None:
-    with Outbox.in_dir(tmp_path, max_events=3) as box:
+def test_full_by_count_refuses_and_keeps_old(place: Place) -> None:
+    with place.outbox(max_events=3) as box:
         kept = box.enqueue([("r", body(i)) for i in range(3)])
         with pytest.raises(OutboxFullError, match=r"is full \(3 events.*refused 1 new event"):
             box.enqueue([("r", body(9))])
@@ -133,16 +133,16 @@ def test_full_by_count_refuses_and_keeps_old(tmp_path: Path) -> None:
         assert len(box.enqueue([("r", body(10))])) == 1  # room again
 
 
-def test_full_is_all_or_nothing_and_counts_bytes(tmp_path: Path) -> None:
-    with Outbox.in_dir(tmp_path, max_events=100, max_bytes=100) as box:
+def test_full_is_all_or_nothing_and_counts_bytes(place: Place) -> None:
+    with place.outbox(max_events=100, max_bytes=100) as box:
         box.enqueue([("r", b"x" * 60)])
         with pytest.raises(OutboxFullError, match="100 bytes"):
             box.enqueue([("r", b"y" * 10), ("r", b"z" * 40)])
         assert box.status().events == 1 and box.status().bytes == 60
 
 
-def test_dead_letters_count_toward_the_bound(tmp_path: Path) -> None:
-    with Outbox.in_dir(tmp_path, max_events=2) as box:
+def test_dead_letters_count_toward_the_bound(place: Place) -> None:
+    with place.outbox(max_events=2) as box:
         ids = box.enqueue([("r", body(1)), ("r", body(2))])
         box.claim(2)
         for event_id in ids:
@@ -156,35 +156,37 @@ def test_dead_letters_count_toward_the_bound(tmp_path: Path) -> None:
 # ---- durability and concurrency ------------------------------------------------------------
 
 
-def test_settings_are_wal_and_full_sync(outbox: Outbox) -> None:
+def test_settings_are_wal_and_full_sync(place: Place, outbox: Outbox) -> None:
     import sqlite3
 
+    place.only("sqlite")
     conn = sqlite3.connect(outbox.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
     assert outbox._writer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
-def test_acknowledged_events_survive_a_killed_process(tmp_path: Path) -> None:
+def test_acknowledged_events_survive_a_killed_process(place: Place) -> None:
     """A child enqueues and is killed (os._exit: no close, no cleanup) right after the
     acknowledgement; every acknowledged event is there when the outbox is reopened."""
     script = (
         "import os, sys\n"
-        "from emitter.delivery.outbox import Outbox\n"
-        "box = Outbox.in_dir(sys.argv[1])\n"
+        "from emitter.state.backend import open_backend\n"
+        "box = open_backend(sys.argv[1]).outbox\n"
         "for i in range(50):\n"
         "    box.enqueue([('r', b'{\"n\": %d}' % i)])\n"
         "print('acked', flush=True)\n"
         "os._exit(0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", script, place.location], capture_output=True,
                           text=True, timeout=60)
     assert done.stdout.strip() == "acked", done.stderr
-    with Outbox.in_dir(tmp_path) as box:
+    with place.outbox() as box:
         assert sorted(json.loads(r.body)["n"] for r in box.list(limit=100)) == list(range(50))
 
 
-def test_concurrent_enqueues_are_grouped_and_all_kept(outbox: Outbox) -> None:
+def test_concurrent_enqueues_are_grouped_and_all_kept(place: Place, outbox: Outbox) -> None:
+    place.only("sqlite")  # PostgreSQL groups concurrent commits itself
     commits = 0
     real_commit = outbox._writer._commit
 
@@ -213,8 +215,8 @@ def test_concurrent_enqueues_are_grouped_and_all_kept(outbox: Outbox) -> None:
     assert commits < 800  # concurrent callers shared transactions
 
 
-def test_one_failing_op_does_not_undo_the_others(tmp_path: Path) -> None:
-    with Outbox.in_dir(tmp_path, max_events=5) as box:
+def test_one_failing_op_does_not_undo_the_others(place: Place) -> None:
+    with place.outbox(max_events=5) as box:
         results: list[object] = []
 
         def try_enqueue(n: int) -> None:
@@ -233,8 +235,8 @@ def test_one_failing_op_does_not_undo_the_others(tmp_path: Path) -> None:
         assert any(isinstance(r, OutboxFullError) for r in results)
 
 
-def test_a_second_process_sees_the_writes(outbox: Outbox) -> None:
-    with Outbox(outbox.path) as other:
+def test_a_second_process_sees_the_writes(place: Place, outbox: Outbox) -> None:
+    with place.outbox() as other:
         outbox.enqueue([("r", body(1))])
         assert other.status().pending == 1
         other.claim(1)

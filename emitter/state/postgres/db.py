@@ -1,0 +1,205 @@
+"""One process's connection to the shared PostgreSQL backend: a small pool, one transaction per
+batch held by the calling thread, driver errors turned into OutboxUnavailableError, and the
+versioned migrations (emitter/state/migrations/NNNN_*.sql) applied under an advisory lock."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from emitter.errors import ConfigError, OutboxUnavailableError
+
+log = logging.getLogger(__name__)
+POOL_SIZE = 16  # connections per process; webhook threads beyond it wait for one
+POOL_WAIT = 10.0  # seconds a caller waits for a free connection before it is refused
+DEFAULT_LEASE = 30.0  # seconds a claim holds an event; renewed while its replica lives
+_MIGRATION_LOCK = 0x656D6974  # pg_advisory_xact_lock key: one migrator at a time
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# Server-side bounds, so a lost server or a stuck lock never hangs a trigger or a sender.
+_OPTIONS = ("-c statement_timeout=30000 -c lock_timeout=15000"
+            " -c idle_in_transaction_session_timeout=60000")
+
+
+def is_url(text: str | None) -> bool:
+    return bool(text) and str(text).startswith(("postgresql://", "postgres://"))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and `outbox status`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def split_options(url: str) -> tuple[str, dict[str, str]]:
+    """The URL for libpq and emitter's own query options (`lease=SECONDS`), which libpq
+    would refuse."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in ("lease",)}
+    theirs = [(k, v) for k, v in query if k not in ours]
+    return urlunsplit(parts._replace(query=urlencode(theirs))), ours
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every migration shipped, in order."""
+    found = []
+    for item in resources.files("emitter.state").joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(item.name)
+        if match:
+            found.append((int(match.group(1)), item.name, item.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class Database:
+    """The pool and the per-thread batch transaction; see the module docstring."""
+
+    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = POOL_SIZE) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.where = redact(url)
+        self._conninfo, options = split_options(url)
+        try:
+            self.lease = float(options.get("lease", DEFAULT_LEASE))
+        except ValueError:
+            raise ConfigError(f"state URL {self.where}: lease must be a number of seconds"
+                              ) from None
+        self.replica = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.host = socket.gethostname()
+        self._free: list[Any] = []
+        self._free_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._local = threading.local()
+        self._closed = False
+        try:
+            if migrate:
+                self.migrate()
+            else:
+                with self.tx() as cur:
+                    cur.execute("SELECT 1")
+        except OutboxUnavailableError as exc:
+            raise ConfigError(f"{exc}; check --state-url / EMITTER_STATE_URL") from exc
+
+    # ---- connections ---------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(
+            self._conninfo, autocommit=True, connect_timeout=5, options=_OPTIONS,
+            keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+            application_name="emitter")
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if not self._slots.acquire(timeout=POOL_WAIT):
+            raise OutboxUnavailableError(
+                f"database {self.where}: every connection of this process is busy; "
+                "the event was refused, nothing already accepted was dropped; try again later")
+        conn = None
+        try:
+            with self._free_lock:
+                conn = self._free.pop() if self._free else None
+            if conn is None or conn.closed or conn.broken:
+                conn = self._connect()
+            yield conn
+        finally:
+            if conn is not None:
+                if conn.closed or conn.broken or self._closed:
+                    conn.close()
+                else:
+                    with self._free_lock:
+                        self._free.append(conn)
+            self._slots.release()
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        try:
+            yield
+        except self._psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OutboxUnavailableError(
+                f"database {self.where} is unavailable ({first}); the event was refused, "
+                "nothing already accepted was dropped; try again later") from exc
+
+    @contextmanager
+    def tx(self, *, own: bool = False) -> Iterator[Any]:
+        """A cursor inside a transaction: this thread's batch when one is open (and `own`
+        is False), else a transaction of its own committed on leaving."""
+        held = None if own else getattr(self._local, "cur", None)
+        if held is not None:
+            yield held
+            return
+        with self._mapped(), self._connection() as conn, conn.transaction(), \
+                conn.cursor() as cur:
+            yield cur
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Everything this thread does on the database inside shares one transaction,
+        committed at the end (rolled back when the body raises)."""
+        if getattr(self._local, "cur", None) is not None:
+            yield
+            return
+        with self._mapped(), self._connection() as conn, conn.transaction(), \
+                conn.cursor() as cur:
+            self._local.cur = cur
+            try:
+                yield
+            finally:
+                self._local.cur = None
+
+    def reachable(self) -> str | None:
+        """None when a query answers, else why not (for /healthz)."""
+        try:
+            with self.tx(own=True) as cur:
+                cur.execute("SELECT 1")
+        except OutboxUnavailableError as exc:
+            return str(exc)
+        return None
+
+    def close(self) -> None:
+        self._closed = True
+        with self._free_lock:
+            free, self._free = self._free, []
+        for conn in free:
+            conn.close()
+
+    # ---- migrations ----------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied (in one transaction: all or none); return
+        their names. Safe with several replicas starting at once (an advisory lock)."""
+        applied: list[str] = []
+        with self.tx(own=True) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY"
+                        " KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+            cur.execute("SELECT version FROM schema_migrations")
+            done = {int(r[0]) for r in cur.fetchall()}
+            for version, name, sql in migrations():
+                if version in done:
+                    continue
+                cur.execute(sql)  # psycopg sends it as one simple-protocol script
+                cur.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                            (version, name, time.time()))
+                applied.append(name)
+        for name in applied:
+            log.info("database migration applied", extra={"migration": name})
+        return applied
+
+    def versions(self) -> list[int]:
+        with self.tx() as cur:
+            cur.execute("SELECT version FROM schema_migrations ORDER BY version")
+            return [int(r[0]) for r in cur.fetchall()]
