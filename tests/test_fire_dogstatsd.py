@@ -170,3 +170,24 @@ def test_without_a_key_the_message_points_at_the_agent(
     code = main(["fire", rules, *ARGS["fire"]])
     err = capsys.readouterr().err
     assert code == 6 and "DD_API_KEY is not set" in err and "--sink dogstatsd" in err
+
+
+def test_fire_exec_run_and_drain_offer_the_same_sinks() -> None:
+    """One list of sinks (the registry's), one spelling of their options, in every command."""
+    import argparse
+
+    from emitter.cli import build_parser
+    from emitter.sinks.registry import SINK_NAMES
+
+    def sink_options(*path: str) -> dict[str, object]:
+        parser: argparse.ArgumentParser = build_parser()
+        for name in path:
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            parser = sub.choices[name]
+        return {a.dest: a.choices for a in parser._actions
+                if a.dest in ("sink", "sink_path", "statsd_address")}
+
+    seen = [sink_options("fire"), sink_options("exec"), sink_options("run"),
+            sink_options("outbox", "drain")]
+    assert all(s == seen[0] for s in seen), seen
+    assert tuple(seen[0]["sink"]) == SINK_NAMES  # type: ignore[arg-type]

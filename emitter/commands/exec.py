@@ -59,7 +59,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deadline", type=float, metavar="S",
                    help="seconds to keep retrying the event after the command (default 60)")
     p.add_argument("--quiet", "-q", action="store_true", default=None,
-                   help="say nothing on stderr when the event was sent")
+                   help="no retry progress, and nothing on stderr when the event was sent")
 
 
 _DEFAULTS: dict[str, Any] = {"rule": None, "var": None, "dry_run": False, "sink": "datadog",
@@ -72,10 +72,11 @@ def register(subparsers: Any) -> None:
         "exec",
         help="run a command, then fire a rule with its exit code, duration and output",
         description="Run CMD (no shell), passing its output through, then fire rule ID with "
-        "exit_code, duration, command, stdout, stderr and output (tails). Exits with the "
-        "command's exit code, even when the event could not be sent.",
-        usage="emitter exec PATH --rule ID [--var NAME=VALUE ...] [--sink NAME] [--state-dir DIR] "
-        "[--dry-run] -- CMD ARGS...",
+        "exit_code, duration, command, stdout, stderr and output (tails), sending the event as "
+        "`emitter fire` does (any --sink; through the outbox with --state-dir). Exits with "
+        "the command's exit code, even when the event could not be sent.",
+        usage="emitter exec PATH --rule ID [--var NAME=VALUE ...] [--sink NAME]\n"
+        "                    [--state-dir DIR] [--dry-run] -- CMD ARGS...",
     )
     p.add_argument("path", metavar="PATH", help="rule file or directory")
     _add_options(p)
