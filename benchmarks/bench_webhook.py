@@ -13,6 +13,13 @@ raw keep-alive socket open and sends signed (HMAC) JSON POSTs until the time is 
 measures instead the product, `emitter run` (file sink), at 50 connections, then again while
 500 slow connections trickle a header line every 3 s (reopened when the server's head
 deadline closes them), in the same daemon, and prints both rates and their ratio.
+
+    python benchmarks/bench_webhook.py --auth [--connections 50] [--seconds 10]
+
+measures `emitter run` (file sink) on one rule without authentication and one with HMAC
+(`auth: {preset: github}`), in the same daemon, alternating without / with / without, and
+prints the ratio (issue 10's target: >= 0.90); then HMAC with redelivery checks on (a unique
+X-GitHub-Delivery per request, each id kept in the state store).
 """
 
 from __future__ import annotations
@@ -93,7 +100,8 @@ def read_response(sock: socket.socket, buf: bytes) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), rest[length:]
 
 
-def load(port: int, connections: int, seconds: float) -> tuple[int, list[float], int]:
+def load(port: int, connections: int, seconds: float, path: str = "/hooks/bench",
+         sign: bool = True, delivery: bool = False) -> tuple[int, list[float], int]:
     latencies: list[list[float]] = [[] for _ in range(connections)]
     failures = [0] * connections
     stop_at = time.monotonic() + seconds
@@ -105,9 +113,14 @@ def load(port: int, connections: int, seconds: float) -> tuple[int, list[float],
         n = 0
         while time.monotonic() < stop_at:
             body = json.dumps({"client": i, "n": n, "alert": "disk full"}).encode()
-            sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-            request = (f"POST /hooks/bench HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                       f"Content-Type: application/json\r\nX-Hub-Signature-256: {sig}\r\n"
+            extra = ""
+            if sign:
+                sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+                extra += f"X-Hub-Signature-256: {sig}\r\n"
+            if delivery:
+                extra += f"X-GitHub-Delivery: {os.getpid()}-{i}-{n}-{time.time_ns()}\r\n"
+            request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       f"Content-Type: application/json\r\n{extra}"
                        f"Content-Length: {len(body)}\r\n\r\n").encode() + body
             started = time.perf_counter()
             sock.sendall(request)
@@ -208,10 +221,31 @@ def _still_open(sock: socket.socket) -> bool:
     return False
 
 
-def _start_daemon(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
-    """`emitter run` with one signed webhook rule, delivering to a file sink."""
+AUTH_RULES = """version: 1
+rules:
+  - id: open
+    trigger: {type: webhook, path: /hooks/open}
+    event: {title: bench, text: "{{ payload.alert }}"}
+  - id: signed
+    trigger:
+      type: webhook
+      path: /hooks/signed
+      auth: {preset: github, secret_env: BENCH_SECRET}
+      dedup: false
+    event: {title: bench, text: "{{ payload.alert }}"}
+  - id: signed-dedup
+    trigger:
+      type: webhook
+      path: /hooks/signed-dedup
+      auth: {preset: github, secret_env: BENCH_SECRET}
+    event: {title: bench, text: "{{ payload.alert }}"}
+"""
+
+
+def _start_daemon(tmp: str, rules_text: str = SLOW_RULE) -> tuple[subprocess.Popen[bytes], int]:
+    """`emitter run` with the given webhook rules, delivering to a file sink."""
     rules = Path(tmp, "bench.yaml")
-    rules.write_text(SLOW_RULE)
+    rules.write_text(rules_text)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -264,6 +298,38 @@ def slow_row(connections: int, slow: int, seconds: float, every: float = 3.0) ->
     print(f"with/without slow connections: {ratio:.2f} (target >= 0.80)")
 
 
+def _row(name: str, seconds: float, result: tuple[int, list[float], int]) -> None:
+    count, lat, failed = result
+    print(f"{name:24} {count / seconds:8,.0f} req/s  p50 {lat[len(lat) // 2] * 1000:6.1f} ms  "
+          f"p99 {lat[int(len(lat) * 0.99)] * 1000:6.1f} ms  ({failed} not 202)")
+
+
+def auth_row(connections: int, seconds: float) -> None:
+    """The webhook rate through `emitter run` without authentication and with HMAC, in one
+    daemon, without measured before and after (a shared machine's drift cancels out)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = _start_daemon(tmp, AUTH_RULES)
+        try:
+            load(port, connections, 2.0, "/hooks/open", sign=False)  # warm-up
+            rates = {
+                "no auth": load(port, connections, seconds, "/hooks/open", sign=False),
+                "HMAC (github preset)": load(port, connections, seconds, "/hooks/signed"),
+                "no auth, after": load(port, connections, seconds, "/hooks/open", sign=False),
+                "HMAC + dedup": load(port, connections, seconds, "/hooks/signed-dedup",
+                                     delivery=True),
+            }
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+    print(f"emitter run, {connections} keep-alive connections, {seconds:.0f} s each, "
+          f"{os.cpu_count()} cores")
+    for name, result in rates.items():
+        _row(name, seconds, result)
+    without = (rates["no auth"][0] + rates["no auth, after"][0]) / 2
+    print(f"HMAC/no auth: {rates['HMAC (github preset)'][0] / without:.2f} (target >= 0.90); "
+          f"HMAC + dedup/no auth: {rates['HMAC + dedup'][0] / without:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=50)
@@ -273,7 +339,13 @@ def main() -> None:
     parser.add_argument("--slow", type=int, default=0, metavar="N",
                         help="instead: the rate through `emitter run` without, then with N "
                         "slow connections open (issue 9: 500, target ratio >= 0.8)")
+    parser.add_argument("--auth", action="store_true",
+                        help="instead: `emitter run` without authentication vs with HMAC "
+                        "(issue 10, target ratio >= 0.9)")
     args = parser.parse_args()
+    if args.auth:
+        auth_row(args.connections, args.seconds)
+        return
     if args.serve:
         serve(args.serve, args.state)
         return
