@@ -144,13 +144,22 @@ def test_unknown_key_says_did_you_mean_at_the_key(tmp_path: Path) -> None:
     assert problem.rule_id == "r1" and problem.check == "schema"
 
 
-def test_yes_where_a_string_is_expected_says_quote_it(tmp_path: Path) -> None:
+def test_true_where_a_string_is_expected_says_quote_it(tmp_path: Path) -> None:
     path = write(tmp_path, "r.yaml", HEAD + rule("trigger: {type: manual}\n"
-                                                 "event: {title: t, text: yes}"))
+                                                 "event: {title: t, text: true}"))
     problem = only(load_rules([path]).problems)
     assert problem.message == ("event.text: expected a string, got boolean true from "
-                               "unquoted `yes`: quote it ('yes')")
+                               "unquoted `true`: quote it ('true')")
     assert problem.location == Location(path, 5, len("    event: {title: t, text: ") + 1)
+
+
+def test_yes_where_a_boolean_is_expected_says_write_true(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.yaml", HEAD + rule("trigger: {type: manual}\nunified_tags: yes\n"
+                                                 "event: {title: t, text: yes}"))
+    problem = only(load_rules([path]).problems)
+    assert problem.message == ("unified_tags: expected true or false, got string 'yes': "
+                               "YAML 1.2 reads `yes` as a string; write true")
+    assert problem.location == Location(path, 5, len("    unified_tags: ") + 1)
 
 
 def test_quoted_yes_is_a_string(tmp_path: Path) -> None:
@@ -354,3 +363,16 @@ def test_a_whole_float_date_is_loaded_as_the_integer(tmp_path: Path) -> None:
     assert result.problems == ()
     value = result.rules[0].event["date_happened"]
     assert value == 1767225600 and type(value) is int
+
+
+def test_rule_files_read_numbers_and_booleans_as_yaml_1_2() -> None:
+    # `every: 010` is 10 s (YAML 1.1 read octal 8); `0o17` is 15; `text: yes` is text.
+    result = load_rules([str(REPO / "tests" / "examples" / "valid" / "yaml12_numbers.yaml"),
+                         str(REPO / "tests" / "examples" / "valid" / "yes_as_string.yaml")])
+    assert [p for p in result.problems if p.is_error] == []
+    by_id = {r.id: r for r in result.rules}
+    ten, fifteen = by_id["every-ten-seconds"].trigger, by_id["every-fifteen"].trigger
+    assert isinstance(ten, ScheduleTrigger) and ten.every == 10.0
+    assert isinstance(fifteen, ScheduleTrigger) and fifteen.every == 15.0
+    text = by_id["yaml-one-two"].event["text"]
+    assert isinstance(text, Tmpl) and text.text == "yes"

@@ -13,9 +13,9 @@ from emitter.rules import yamlload
 from emitter.rules.yamlload import load_yaml
 
 # Every behaviour must hold with libyaml's composer and with PyYAML's pure-Python one.
-LOADERS = [pytest.param(yaml.SafeLoader, id="python")]
-if hasattr(yaml, "CSafeLoader"):
-    LOADERS.append(pytest.param(yaml.CSafeLoader, id="libyaml"))
+LOADERS = [pytest.param(yamlload.PY_LOADER, id="python")]
+if yamlload.C_LOADER is not None:
+    LOADERS.append(pytest.param(yamlload.C_LOADER, id="libyaml"))
 
 
 @pytest.fixture(params=LOADERS, autouse=True)
@@ -30,7 +30,7 @@ def write(tmp_path: Path, text: str, name: str = "r.yaml") -> str:
 
 
 def test_values_keys_and_plain_scalars_keep_their_places(tmp_path: Path) -> None:
-    path = write(tmp_path, "a:\n  b: [x, 'yes', yes]\n  é: 1.5\nd: 2024-01-02\n")
+    path = write(tmp_path, "a:\n  b: [x, 'yes', true]\n  é: 1.5\nd: 2024-01-02\n")
     doc, problems = load_yaml(path)
     assert problems == [] and doc is not None
     assert doc.data == {"a": {"b": ["x", "yes", True], "é": 1.5}, "d": "2024-01-02"}
@@ -40,7 +40,7 @@ def test_values_keys_and_plain_scalars_keep_their_places(tmp_path: Path) -> None
     assert doc.location(("a", "é")) == Location(path, 3, 6)  # columns count characters
     # a missing path falls back to its nearest existing ancestor
     assert doc.location(("a", "b", 7, "z")) == Location(path, 2, 6)
-    assert doc.plain_scalar(("a", "b", 2)) == "yes"
+    assert doc.plain_scalar(("a", "b", 2)) == "true"
     assert doc.plain_scalar(("a", "b", 1)) is None  # quoted
     assert doc.plain_scalar(("a", "é")) == "1.5"
     assert doc.plain_scalar(("a", "b", 0)) is None  # a plain string is no surprise
@@ -215,3 +215,63 @@ def test_non_string_keys_become_their_text(tmp_path: Path) -> None:
 def test_complex_key_is_refused(tmp_path: Path) -> None:
     doc, problems = load_yaml(write(tmp_path, "? [a, b]\n: 1\n"))
     assert doc is None and "key must be a plain string" in problems[0].message
+
+
+# ---- YAML 1.2 core schema ----------------------------------------------------------------
+
+CORE_SCHEMA = [
+    ("true", True), ("True", True), ("TRUE", True), ("false", False), ("FALSE", False),
+    ("yes", "yes"), ("No", "No"), ("on", "on"), ("off", "off"), ("y", "y"), ("tRue", "tRue"),
+    ("null", None), ("~", None), ("NULL", None), ("", None), ("nULL", "nULL"),
+    ("010", 10), ("-010", -10), ("+12", 12), ("0o17", 15), ("0x1F", 31), ("0", 0),
+    ("1:30", "1:30"), ("0b101", "0b101"), ("1_000", "1_000"), ("0o8", "0o8"),
+    ("1.5", 1.5), ("1.", 1.0), (".5", 0.5), ("1e3", 1000.0), ("-1.5E+2", -150.0),
+    (".inf", float("inf")), ("-.Inf", float("-inf")), ("+.INF", float("inf")),
+    ("2024-01-02", "2024-01-02"), ("<<", "<<"),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), CORE_SCHEMA, ids=[t or "empty" for t, _ in CORE_SCHEMA])
+def test_plain_scalars_resolve_by_the_yaml_1_2_core_schema(
+    tmp_path: Path, text: str, value: object
+) -> None:
+    doc, problems = load_yaml(write(tmp_path, f"x: {text}\n" if text != "<<" else "x: '<<'\n"))
+    assert problems == [] and doc is not None
+    got = doc.data["x"]
+    assert got == value and type(got) is type(value)
+
+
+def test_nan_is_a_float(tmp_path: Path) -> None:
+    doc, _ = load_yaml(write(tmp_path, "a: .nan\nb: .NaN\nc: .NAN\n"))
+    assert doc is not None and all(v != v for v in doc.data.values())
+
+
+def test_yaml_1_1_spellings_are_remembered_for_hints(tmp_path: Path) -> None:
+    doc, _ = load_yaml(write(tmp_path, "a: yes\nb: 'yes'\nc: 1:30\nd: hello\ne: 010\n"))
+    assert doc is not None
+    assert doc.yaml11_spelling(("a",)) == "yes"
+    assert doc.yaml11_spelling(("b",)) is None  # quoted: a string in every YAML
+    assert doc.yaml11_spelling(("c",)) == "1:30"
+    assert doc.yaml11_spelling(("d",)) is None
+    assert doc.yaml11_spelling(("e",)) is None  # an integer in both (10 here, 8 in YAML 1.1)
+
+
+@pytest.mark.parametrize("text", ["!!int 1_000", "!!int 0b11", "!!bool yes", "!!float 1:30",
+                                  "!!null nil"])
+def test_tags_take_yaml_1_2_values_only(tmp_path: Path, text: str) -> None:
+    doc, problems = load_yaml(write(tmp_path, f"x: {text}\n"))
+    assert doc is None and len(problems) == 1
+    assert problems[0].location is not None and problems[0].location.col == 4
+    assert "fix the value or drop the tag" in problems[0].message
+
+
+def test_tags_convert_by_yaml_1_2(tmp_path: Path) -> None:
+    doc, problems = load_yaml(write(tmp_path, "a: !!int '010'\nb: !!float 1\nc: !!bool TRUE\n"))
+    assert problems == [] and doc is not None
+    assert doc.data == {"a": 10, "b": 1.0, "c": True} and isinstance(doc.data["b"], float)
+
+
+def test_merge_keys_are_kept_as_editors_read_them(tmp_path: Path) -> None:
+    doc, problems = load_yaml(write(tmp_path, "base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n"))
+    assert problems == [] and doc is not None
+    assert doc.data["use"] == {"x": 1, "y": 3}

@@ -12,6 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from emitter.problems import Location, Problem, did_you_mean
+from emitter.rules.yaml12 import yaml11_reading
 from emitter.rules.yamlload import JsonPath, YamlDoc
 from emitter.schemas import load_schema
 from emitter.schemaverdict import Verdict, compile_verdict, message_validator
@@ -108,6 +109,20 @@ def quote_hint(doc: YamlDoc, path: JsonPath) -> str:
     return f" from unquoted `{plain}`: quote it ('{plain}')"
 
 
+def yaml11_hint(doc: YamlDoc, path: JsonPath) -> str:
+    """`: YAML 1.2 reads `yes` as a string; write true` when the value is an unquoted string
+    that YAML 1.1 (older emitters, PyYAML) read as a boolean or a number."""
+    text = doc.yaml11_spelling(path)
+    reading = yaml11_reading(text) if text is not None else None
+    if text is None or reading is None:
+        return ""
+    kind, value = reading
+    if kind == "boolean":
+        return f": YAML 1.2 reads `{text}` as a string; write {'true' if value else 'false'}"
+    return (f": YAML 1.2 reads `{text}` as a string (YAML 1.1 read it as the number {value}); "
+            f"write {value}")
+
+
 def dotted(path: Sequence[str | int]) -> str:
     """`event.tags[1]`: a path as a user would write it, relative to the rule when in one."""
     if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
@@ -175,7 +190,7 @@ def _translate(doc: YamlDoc, error: ValidationError) -> list[Problem]:
             at(doc.location(path), f"missing required key {key!r} {_where(path)}")
             for key in _expected(error) if key not in instance
         ]
-    return [at(doc.location(path), _value_message(doc, error, path))]
+    return [at(doc.location(path), _value_message(doc, error, path) + yaml11_hint(doc, path))]
 
 
 def _value_message(doc: YamlDoc, error: ValidationError, path: JsonPath) -> str:

@@ -13,6 +13,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from emitter.problems import Location, Problem
+from emitter.rules import yaml12
 
 JsonPath = tuple[str | int, ...]
 Mark = tuple[int, int]  # 1-based (line, col)
@@ -21,19 +22,16 @@ MAX_BYTES = 1_048_576
 MAX_ALIAS_NODES = 10_000  # values reached again through aliases; stops "billion laughs"
 MAX_DEPTH = 100
 
-# The C composer is several times faster; both only build nodes, never Python objects.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Both safe loaders read plain scalars by the YAML 1.2 core schema (see yaml12). The C
+# composer is several times faster; both only build nodes, never Python objects.
+PY_LOADER: Any = yaml12.core_schema(yaml.SafeLoader)
+C_LOADER: Any = yaml12.core_schema(yaml.CSafeLoader) if hasattr(yaml, "CSafeLoader") else None
+_Loader: Any = C_LOADER or PY_LOADER
 _T = "tag:yaml.org,2002:"
-_STR, _INT, _FLOAT, _BOOL, _NULL = (_T + n for n in ("str", "int", "float", "bool", "null"))
+_STR, _INT, _FLOAT, _BOOL = yaml12.STR, yaml12.INT, yaml12.FLOAT, yaml12.BOOL
 _SEQ, _MAP, _MERGE, _TIMESTAMP = (_T + n for n in ("seq", "map", "merge", "timestamp"))
 # Converts already-resolved scalar nodes only: bool/int/float/null, never arbitrary objects.
-_SCALARS = yaml.constructor.SafeConstructor()
-_CONVERT = {
-    _INT: _SCALARS.construct_yaml_int,
-    _FLOAT: _SCALARS.construct_yaml_float,
-    _BOOL: _SCALARS.construct_yaml_bool,
-    _NULL: _SCALARS.construct_yaml_null,
-}
+_CONVERT = yaml12.CONVERT
 
 
 @dataclass(frozen=True)
@@ -45,6 +43,8 @@ class YamlDoc:
     marks: Mapping[JsonPath, Mark] = field(default_factory=dict, repr=False, compare=False)
     key_marks: Mapping[JsonPath, Mark] = field(default_factory=dict, repr=False, compare=False)
     plain: Mapping[JsonPath, str] = field(default_factory=dict, repr=False, compare=False)
+    # Unquoted strings YAML 1.1 would have read as a boolean or a number (`yes`, `1:30`).
+    legacy: Mapping[JsonPath, str] = field(default_factory=dict, repr=False, compare=False)
 
     def location(self, json_path: JsonPath) -> Location:
         """Where the value at `json_path` starts, or its nearest ancestor that exists."""
@@ -62,6 +62,11 @@ class YamlDoc:
     def plain_scalar(self, json_path: JsonPath) -> str | None:
         """The source text when the value was an unquoted scalar YAML read as bool/null/number."""
         return self.plain.get(json_path)
+
+    def yaml11_spelling(self, json_path: JsonPath) -> str | None:
+        """The source text when the value is an unquoted string that YAML 1.1 (and emitter
+        before it read YAML 1.2) took for a boolean or a number: `yes`, `off`, `1:30`."""
+        return self.legacy.get(json_path)
 
 
 class _Abort(Exception):
@@ -88,7 +93,7 @@ def load_yaml(path: str, *, max_bytes: int = MAX_BYTES) -> tuple[YamlDoc | None,
         return None, _sorted([*builder.problems, stop.problem])
     if builder.problems:
         return None, _sorted(builder.problems)
-    doc = YamlDoc(path, data, builder.marks, builder.key_marks, builder.plain)
+    doc = YamlDoc(path, data, builder.marks, builder.key_marks, builder.plain, builder.legacy)
     return doc, []
 
 
@@ -195,6 +200,7 @@ class _Builder:
         self.marks: dict[JsonPath, Mark] = {}
         self.key_marks: dict[JsonPath, Mark] = {}
         self.plain: dict[JsonPath, str] = {}
+        self.legacy: dict[JsonPath, str] = {}
         self._seen: set[int] = set()
         self._active: set[int] = set()
         self._expanded = 0
@@ -260,6 +266,8 @@ class _Builder:
         tag = node.tag
         # An unquoted date stays the text the user wrote; JSON has no date type.
         if tag in (_STR, _TIMESTAMP):
+            if tag == _STR and not node.style and yaml12.yaml11_reading(node.value):
+                self.legacy[where] = node.value
             return node.value
         convert = _CONVERT.get(tag)
         if convert is None:
