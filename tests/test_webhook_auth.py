@@ -276,3 +276,15 @@ def test_trigger_records_name_every_secret_variable(tmp_path: Path) -> None:
     assert isinstance(rule.trigger, WebhookTrigger)
     assert set(rule.trigger.secret_envs) == {"HOOK_SECRET", "HOOK_SECRET_OLD", "HOOK_USER"}
 
+
+def test_the_pagerduty_preset_dedups_on_the_payloads_event_id(tmp_path: Path) -> None:
+    served = Served(rule_yaml(CASES["pagerduty"][0]), tmp_path)  # the preset's own dedup
+    try:
+        headers = pagerduty(BODY, SECRET, time.time())
+        assert served.post(headers) == (202, {"accepted": 1})
+        assert served.post(headers) == (202, {"accepted": 0, "duplicates": 1})
+        other = BODY.replace(b"01ABC", b"01ABD")
+        assert served.post(pagerduty(other, SECRET, time.time()), body=other)[1] == {
+            "accepted": 1}
+    finally:
+        served.close()

@@ -204,7 +204,8 @@ def _dedup(build: _Builder, raw: Any, preset: Preset | None) -> Dedup | None:
     header = preset.dedup_header if preset else None
     key = preset.dedup_key if preset else None
     if raw is None:
-        return Dedup(header, key, key_at=None) if header or key else None
+        where = build.doc.location((*build.path, "auth", "preset"))  # the preset's key
+        return Dedup(header, key, key_at=where) if header or key else None
     if "header" in raw or "key" in raw:
         header, key = raw.get("header"), raw.get("key")
     if header and key:
