@@ -288,3 +288,27 @@ def test_the_pagerduty_preset_dedups_on_the_payloads_event_id(tmp_path: Path) ->
             "accepted": 1}
     finally:
         served.close()
+
+
+def test_the_daemon_log_masks_every_schemes_secrets(tmp_path: Path) -> None:
+    """The log filter learns the secrets of `auth.secret_env` (a rotation list included) and
+    of the version-1 shorthands, not only `token_env`/`hmac_secret_env`."""
+    from emitter.daemon.front import webhook_secrets
+    from emitter.rules.loader import load_rules as _load
+    from emitter.templates.compiler import compile_rules
+
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "version: 1\nrules:\n"
+        "  - id: am\n    trigger:\n      type: webhook\n      path: /am\n"
+        "      auth: {preset: alertmanager, secret_env: [AM_OLD, AM_NEW]}\n"
+        "    event: {title: t, text: x}\n"
+        "  - id: v1\n    trigger: {type: webhook, path: /v1, token_env: V1_TOKEN}\n"
+        "    event: {title: t, text: x}\n")
+    loaded = _load([str(path)])
+    assert loaded.ok, loaded.problems
+    compiled, _ = compile_rules(loaded.rules)
+    environ = {"AM_OLD": "old-secret-value", "AM_NEW": "new-secret-value",
+               "V1_TOKEN": "v1-token-value"}
+    assert sorted(webhook_secrets(compiled, environ)) == [
+        "new-secret-value", "old-secret-value", "v1-token-value"]

@@ -80,6 +80,11 @@ def test_a_redelivery_makes_one_event_across_a_restart(
     second = start(daemons, tmp_path, intake, "--listen", f":{port}", env=env)
     assert post(port, "/hooks/github", *github_delivery(1, "d-1")) == (
         202, {"accepted": 0, "duplicates": 1})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    scraped = conn.getresponse().read().decode()
+    conn.close()
+    assert 'emitter_events_deduplicated_total{rule="github"} 1.0' in scraped, scraped
     assert post(port, "/hooks/github", *github_delivery(3, "d-3"))[0] == 202
     intake.wait_for_events(3, timeout=15)
     assert second.stop() == 0

@@ -99,9 +99,8 @@ def webhook_secrets(compiled: Iterable[Any], environ: Mapping[str, str]) -> list
     """Values of the environment variables webhook rules read tokens and HMAC keys from."""
     found = []
     for item in compiled:
-        trigger = item.rule.trigger
-        for name in (getattr(trigger, "token_env", None), getattr(trigger, "hmac_secret_env",
-                                                                     None)):
+        # every scheme's secrets (auth.secret_env lists included), as the model declares them
+        for name in getattr(item.rule.trigger, "secret_envs", ()):
             if name and environ.get(name):
                 found.append(environ[name])
     return found

@@ -191,7 +191,8 @@ class Daemon:
         # The daemon's own ports serve webhooks (self.ports): the runner is a route handler.
         return make_runner(kind, rules, dispatch, on_error, store=self.store,
                            listen=None, environ=self.environ, metrics=None, stdin=self._stdin,
-                           secret_names=self.units.secret_names)
+                           secret_names=self.units.secret_names,
+                           count=self.metrics.inc)
 
     def _on_error(self, rule_id: str | None, message: str) -> None:
         if rule_id:
