@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from emitter.state.backend import open_backend
+from emitter.delivery.backend import open_backend
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def _clean_env(
     yield
 
 
-# ---- the two storage backends (emitter.state.backend) --------------------------------------
+# ---- the two storage backends (emitter.delivery.backend) ------------------------------------
 
 
 @pytest.fixture(scope="session")

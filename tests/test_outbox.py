@@ -171,7 +171,7 @@ def test_acknowledged_events_survive_a_killed_process(place: Place) -> None:
     acknowledgement; every acknowledged event is there when the outbox is reopened."""
     script = (
         "import os, sys\n"
-        "from emitter.state.backend import open_backend\n"
+        "from emitter.delivery.backend import open_backend\n"
         "box = open_backend(sys.argv[1]).outbox\n"
         "for i in range(50):\n"
         "    box.enqueue([('r', b'{\"n\": %d}' % i)])\n"

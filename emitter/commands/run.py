@@ -46,6 +46,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--state-dir", metavar="DIR",
                    help="outbox and trigger state (default: $EMITTER_STATE_DIR, then "
                    "$XDG_STATE_HOME/emitter)")
+    p.add_argument("--state-url", metavar="URL",
+                   help="keep the outbox and trigger state in PostgreSQL, shared by every "
+                   "replica given the same URL (postgresql://...; default: "
+                   "$EMITTER_STATE_URL; needs the 'postgres' extra)")
     p.add_argument("--listen", metavar="ADDR:PORT",
                    help="address for webhooks, /metrics and /healthz (default when a webhook "
                    "rule runs: 127.0.0.1:8787). ':PORT' or 'PORT' alone means loopback; "
@@ -77,6 +81,16 @@ def _sink_opts(args: argparse.Namespace) -> dict[str, Any]:
     return sink_opts(args)
 
 
+def _state_url(args: argparse.Namespace) -> str | None:
+    from emitter.state.postgres.db import is_url
+
+    if args.state_url and args.state_dir:
+        raise UsageError("give --state-dir or --state-url, not both")
+    if args.state_url and not is_url(args.state_url):
+        raise UsageError(f"--state-url {args.state_url!r}: expected postgresql://...")
+    return str(args.state_url) if args.state_url else None
+
+
 def run(args: argparse.Namespace) -> int:
     from emitter.daemon import logs
     from emitter.daemon.lifecycle import Daemon, DaemonConfig
@@ -94,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level, args.log_format, secrets=secrets)
     config = DaemonConfig(
         paths=tuple(args.paths), sink=sink, sink_opts=_sink_opts(args),
-        state_dir=args.state_dir, dry_run=args.dry_run, listen=args.listen,
+        state_dir=args.state_dir, state_url=_state_url(args), dry_run=args.dry_run,
+        listen=args.listen,
         metrics_addr=args.metrics_addr, stdin=args.stdin, watch=args.watch,
         watch_interval=args.watch_interval, grace=args.grace, exit_after=args.exit_after,
         workers=args.workers,

@@ -1,7 +1,8 @@
 """What `/healthz` says: ok, or failing with each failing part and its last error.
 
 A part fails when its guarded thread crashed recently (trigger runners: TriggerHealth.failing),
-when the sender reports itself unhealthy, or when a listener's thread has ended.
+when the sender reports itself unhealthy, when a listener's thread has ended, or when the
+shared backend's database cannot be reached (`database` says so either way on that backend).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from emitter.triggers.base import TriggerRunner
 
 
 def health_report(units: Iterable[tuple[str, TriggerRunner]], sender: Sender | None,
-                  dead_listeners: Sequence[str] = ()) -> dict[str, Any]:
-    """{"status": "ok" | "failing", "failing": [{"part", "error"}...], "firings": n}."""
+                  dead_listeners: Sequence[str] = (), *, shared: bool = False,
+                  database: str | None = None) -> dict[str, Any]:
+    """{"status": "ok" | "failing", "failing": [{"part", "error"}...], "firings": n}, plus
+    "database": "reachable" | "unreachable" on the `shared` backend, where `database` is
+    None or why the database cannot be reached."""
     failing: list[dict[str, Any]] = []
     firings = 0
     for name, runner in units:
@@ -27,7 +31,12 @@ def health_report(units: Iterable[tuple[str, TriggerRunner]], sender: Sender | N
     if problem is not None:
         failing.append({"part": "sender", "error": problem})
     failing += [{"part": f"listener {addr}", "error": "stopped serving"} for addr in dead_listeners]
-    return {"status": "failing" if failing else "ok", "failing": failing, "firings": firings}
+    if database is not None:
+        failing.append({"part": "database", "error": database})
+    report = {"status": "failing" if failing else "ok", "failing": failing, "firings": firings}
+    if shared:
+        report["database"] = "unreachable" if database is not None else "reachable"
+    return report
 
 
 def _sender_problem(sender: Sender | None) -> str | None:

@@ -45,7 +45,6 @@ from emitter.daemon.unitset import Units
 from emitter.delivery.outbox import Outbox
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
 from emitter.delivery.sender import Sender
-from emitter.delivery.throttle import Throttler
 from emitter.errors import ConfigError, InvalidError
 from emitter.settings import Settings
 from emitter.sinks.registry import sink_factory
@@ -65,6 +64,7 @@ class DaemonConfig:
     sink: str = "datadog"
     sink_opts: Mapping[str, Any] = field(default_factory=dict)
     state_dir: str | None = None
+    state_url: str | None = None  # --state-url: the shared PostgreSQL backend
     dry_run: bool = False  # temporary state directory unless state_dir is given
     listen: str | None = None  # webhook server ADDR:PORT
     metrics_addr: str | None = None
@@ -113,7 +113,7 @@ class Daemon:
         return self.state.store if self.state else None
 
     @property
-    def state_dir(self) -> Path | None:
+    def state_dir(self) -> Path | str | None:
         return self.state.state_dir if self.state else None
 
     def check_rules(self) -> Checked:
@@ -132,12 +132,14 @@ class Daemon:
             log.warning("rule warning: %s", problem.format_text())
         self._watch.remember()
         printing = self.config.dry_run or self.config.sink == "stdout"
-        self.state = RunState.open(self.config.state_dir, self.environ, temporary=printing)
+        self.state = RunState.open(self.config.state_dir, self.environ, temporary=printing,
+                                   url=self.config.state_url)
         self.pipeline = Pipeline(
             ruleset, self.state.outbox, metrics=self.metrics,
             context=context_factory(self.settings.hostname, self.settings.unified_tags,
                                     self.environ),
-            throttler=Throttler(self.state.store), store=self.state.store,
+            throttler=self.state.backend.throttler(), store=self.state.store,
+            backend=self.state.backend,
         )
         self._start_sender(self.state.outbox)
         self._open_ports(ruleset)
@@ -181,7 +183,10 @@ class Daemon:
                 f"{'listening on ' + ports if ports else 'no port open'}")
 
     def health(self) -> dict[str, Any]:
-        return health_report(list(self.units.named()), self.sender, self.ports.dead())
+        backend = self.state.backend if self.state else None
+        return health_report(list(self.units.named()), self.sender, self.ports.dead(),
+                             shared=bool(backend and backend.shared),
+                             database=backend.database_problem() if backend else None)
 
     def _make_runner(self, kind: str, rules: Sequence[Any], dispatch: Dispatch,
                      on_error: OnError) -> TriggerRunner:

@@ -2,8 +2,8 @@
 
 A local directory is the SQLite backend (the outbox and state store files in it, as always);
 a `postgresql://` URL (`--state-url` or EMITTER_STATE_URL) is the shared backend several
-replicas use at once (emitter.state.postgres). `Backend` is what the pipeline, throttle,
-triggers' state, sender and the `outbox` commands get:
+replicas use at once (emitter.state.postgres, emitter.delivery.pgoutbox and .pgthrottle).
+`Backend` is what the pipeline, throttle, triggers' state, sender and `outbox` commands get:
 
 - `outbox` (enqueue, claim with lease, settle, dead letters, status), `store` (key/value
   state: file positions, command state, webhook delivery ids), `throttler(clock)`;
@@ -41,7 +41,7 @@ class Backend:
     """The storage a run opens; see the module docstring. `close()` once, at the end."""
 
     where: str  # the state directory, or the URL without its password
-    outbox: Any  # emitter.delivery.outbox.Outbox or emitter.state.postgres.outbox.PgOutbox
+    outbox: Any  # emitter.delivery.outbox.Outbox or emitter.delivery.pgoutbox.PgOutbox
     store: Any  # emitter.state.store.StateStore or emitter.state.postgres.kv.PgStateStore
     shared: bool = False
     _db: Any = None
@@ -51,7 +51,7 @@ class Backend:
         import time
 
         if self._db is not None:
-            from emitter.state.postgres.throttle import PgThrottler
+            from emitter.delivery.pgthrottle import PgThrottler
 
             return PgThrottler(self._db, clock or time.time)
         from emitter.delivery.throttle import Throttler
@@ -88,8 +88,8 @@ def open_sqlite(state_dir: Path, **outbox_opts: Any) -> Backend:
 
 
 def open_postgres(url: str, *, migrate: bool = True, **outbox_opts: Any) -> Backend:
+    from emitter.delivery.pgoutbox import PgOutbox
     from emitter.state.postgres.kv import PgStateStore
-    from emitter.state.postgres.outbox import PgOutbox
 
     db = _database(url, migrate)
     outbox = PgOutbox(db, **outbox_opts)

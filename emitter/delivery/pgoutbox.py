@@ -87,7 +87,7 @@ class PgOutbox:
                  [b for _, b in rows]))
             ids = sorted(int(r[0]) for r in cur.fetchall())
             cur.execute(_COUNT, ("accepted", len(rows)))
-        self._work.set()
+        self.db.on_commit(self._work.set)
         return ids
 
     def _check_room(self, cur: Any, rows: Sequence[tuple[str, bytes]]) -> None:

@@ -14,9 +14,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from emitter.counters import Metrics
 from emitter.daemon.logs import log_event
@@ -29,6 +30,9 @@ from emitter.firing import Firing
 from emitter.problems import Problem
 from emitter.rules.model import MISSING, Rule
 from emitter.state.store import StateStore
+
+if TYPE_CHECKING:
+    from emitter.delivery.backend import Backend
 from emitter.templates.compiler import CompiledRule
 from emitter.templates.render import (
     RenderContext,
@@ -40,6 +44,7 @@ from emitter.templates.render import (
 log = logging.getLogger(__name__)
 
 SUMMARY_KEYS_SHOWN = 20
+ONCE_KEYS_KEPT = 7 * 86400.0  # seconds a fired schedule slot is remembered fleet-wide
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,12 @@ class Pipeline:
         store: StateStore | None = None,
         on_invalid: InvalidObserver | None = None,
         log_events: bool = True,
+        backend: Backend | None = None,
     ) -> None:
         """`on_invalid` is told of each invalid firing or event; `log_events=False` keeps the
-        per-event log lines (`emitter.event`) off, for runs that are not a daemon's."""
+        per-event log lines (`emitter.event`) off, for runs that are not a daemon's.
+        `backend` (emitter.delivery.backend) makes each dispatch one transaction and a schedule
+        slot fire once across the fleet."""
         self._ruleset = ruleset
         self._outbox = outbox
         self._metrics = metrics
@@ -107,6 +115,7 @@ class Pipeline:
         self._store = store  # keeps the first event of each summary window across restarts
         self._on_invalid = on_invalid
         self._log = log_event if log_events else _silent
+        self._backend = backend
 
     @property
     def ruleset(self) -> RuleSet:
@@ -118,16 +127,32 @@ class Pipeline:
 
     def dispatch(self, firings: Sequence[Firing]) -> None:
         """The triggers' `Dispatch`: returns once every surviving event is durable."""
-        batch = _Batch()
-        ruleset = self._ruleset
-        for firing in firings:
-            compiled = ruleset.compiled.get(firing.rule_id)
-            if compiled is None:
-                log.warning("firing for an unknown rule dropped", extra={"rule": firing.rule_id})
-                continue
-            self._metrics.inc(compiled.rule.id, "fired")
-            self._one(compiled, firing, batch)
-        self._commit(batch)
+        with self._transaction():
+            batch = _Batch()
+            ruleset = self._ruleset
+            for firing in firings:
+                compiled = ruleset.compiled.get(firing.rule_id)
+                if compiled is None:
+                    log.warning("firing for an unknown rule dropped",
+                                extra={"rule": firing.rule_id})
+                    continue
+                if not self._first_in_fleet(firing):
+                    continue
+                self._metrics.inc(compiled.rule.id, "fired")
+                self._one(compiled, firing, batch)
+            self._commit(batch)
+
+    def _transaction(self) -> AbstractContextManager[None]:
+        return self._backend.batch() if self._backend is not None else nullcontext()
+
+    def _first_in_fleet(self, firing: Firing) -> bool:
+        """A schedule slot fires once across every replica sharing the backend: the slot is
+        a unique key claimed in the batch's transaction."""
+        if self._backend is None or firing.trigger != "schedule":
+            return True
+        slot = firing.variables.get("scheduled_timestamp")
+        return slot is None or self._backend.claim_once(
+            f"schedule:{firing.rule_id}:{slot}", ONCE_KEYS_KEPT)
 
     def _one(self, compiled: CompiledRule, firing: Firing, batch: _Batch) -> None:
         rule, trigger = compiled.rule, firing.trigger
@@ -257,8 +282,11 @@ class Pipeline:
         rather than loses it."""
         if self._throttler is None:
             return 0
-        at = time.time() if now is None else now
-        due = self._throttler.due_summaries(at)
+        with self._transaction():  # shared: the summaries stay this replica's until queued
+            return self._flush_summaries(self._throttler, time.time() if now is None else now)
+
+    def _flush_summaries(self, throttler: Throttler, at: float) -> int:
+        due = throttler.due_summaries(at)
         if not due:
             return 0
         batch = _Batch()
@@ -278,7 +306,7 @@ class Pipeline:
             batch.summaries.append(summary)
         self._commit(batch)
         for summary in batch.summaries:
-            self._throttler.summary_sent(summary)
+            throttler.summary_sent(summary)
         if self._store is not None:
             self._store.delete(_FIRSTS, [_first_key(s.rule_id, s.key, s.window_start)
                                          for s in batch.summaries])

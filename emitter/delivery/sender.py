@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from emitter.delivery.guard import Health, SenderHealth, guarded
 from emitter.delivery.outbox import Outbox, Row, Settlement
@@ -34,21 +35,53 @@ IDLE_POLL = 1.0  # seconds: how often to look for work another process (the CLI)
 # Consecutive failed attempts (no answer, 5xx) before the whole sink backs off: a lone 503
 # only delays its own event, a dead intake is probed gently instead of hammered.
 FAILURES_BEFORE_PAUSE = 3
+SHARED_PAUSE_POLL = 0.5  # seconds between looks at the fleet's shared rate-limit pause
+
+
+class SharedPause(Protocol):
+    """A rate-limit pause every replica sees (emitter.delivery.pgoutbox.PgOutbox)."""
+
+    def share_pause(self, until: float) -> None: ...
+    def shared_pause(self) -> float: ...
 
 
 class Gate:
     """One pause shared by every worker of a sink: a 429 (or a run of failures with no
-    answer) closes it until the time the server named, so workers do not retry on their own."""
+    answer) closes it until the time the server named, so workers do not retry on their own.
+    With `shared` (a shared backend) a 429's pause holds for every replica's senders."""
 
-    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
+    def __init__(self, policy: RetryPolicy, rng: random.Random,
+                 shared: SharedPause | None = None) -> None:
         self._policy, self._rng = policy, rng
         self._lock = threading.Lock()
         self._until = 0.0  # time.monotonic() when it opens again
         self._failures = 0  # consecutive attempts that got no useful answer
+        self._shared = shared
+        self._looked = -SHARED_PAUSE_POLL  # time.monotonic() of the last look at `shared`
 
     def pause(self, seconds: float) -> None:
         with self._lock:
             self._until = max(self._until, time.monotonic() + seconds)
+        if self._shared is not None:
+            try:
+                self._shared.share_pause(time.time() + seconds)
+            except Exception as exc:  # noqa: BLE001 - this replica pauses anyway
+                log.warning("rate-limit pause not shared with the other replicas: %s", exc)
+
+    def _look_shared(self) -> None:
+        """Adopt the fleet's pause, looked up at most every SHARED_PAUSE_POLL seconds."""
+        now = time.monotonic()
+        with self._lock:
+            if self._shared is None or now - self._looked < SHARED_PAUSE_POLL:
+                return
+            self._looked = now
+        try:
+            left = self._shared.shared_pause() - time.time()
+        except Exception:  # noqa: BLE001 - the database is down: the senders wait on it anyway
+            return
+        if left > 0:
+            with self._lock:
+                self._until = max(self._until, now + left)
 
     def failed(self) -> None:
         """An attempt got no answer or a 5xx: after a run of them, back off the whole sink,
@@ -65,6 +98,7 @@ class Gate:
             self._failures = 0
 
     def remaining(self) -> float:
+        self._look_shared()
         with self._lock:
             return max(0.0, self._until - time.monotonic())
 
@@ -150,7 +184,8 @@ class Sender:
         self._batch = max(1, claim_batch)
         self._idle_poll = idle_poll
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.gate = Gate(policy, self._rng)
+        shared = outbox if getattr(outbox, "shared", False) else None
+        self.gate = Gate(policy, self._rng, shared)  # type: ignore[arg-type]
         self._queue = _Handoff(capacity=self._workers + self._batch, low=self._workers)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -165,7 +200,8 @@ class Sender:
 
     def start(self) -> None:
         sinks = [self._factory() for _ in range(self._workers)]  # a bad sink fails first
-        if self._lock_fd is None:
+        # On a shared backend every replica sends: leases keep them apart, not a lock.
+        if self._lock_fd is None and not getattr(self.outbox, "shared", False):
             self._lock_fd = take_sender_lock(self.outbox.path)
         self.outbox.release_inflight()
         self._settler.start()

@@ -1,2 +1,3 @@
-"""The shared backend on PostgreSQL (psycopg 3): connection and migrations (db), outbox,
-key/value state and throttle; see emitter.state.backend."""
+"""The shared backend on PostgreSQL (psycopg 3): the connection pool and migrations (db) and the
+key/value state (kv); its outbox and throttle are emitter.delivery.pgoutbox and .pgthrottle,
+and emitter.delivery.backend chooses between it and SQLite."""

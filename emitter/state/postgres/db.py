@@ -11,7 +11,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -152,13 +152,28 @@ class Database:
         if getattr(self._local, "cur", None) is not None:
             yield
             return
-        with self._mapped(), self._connection() as conn, conn.transaction(), \
-                conn.cursor() as cur:
-            self._local.cur = cur
-            try:
-                yield
-            finally:
-                self._local.cur = None
+        self._local.after = []
+        try:
+            with self._mapped(), self._connection() as conn, conn.transaction(), \
+                    conn.cursor() as cur:
+                self._local.cur = cur
+                try:
+                    yield
+                finally:
+                    self._local.cur = None
+            after = self._local.after
+        finally:
+            self._local.after = None
+        for fn in after:
+            fn()
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Call `fn` once this thread's batch commits (at once when none is open)."""
+        after = getattr(self._local, "after", None)
+        if after is None:
+            fn()
+        else:
+            after.append(fn)
 
     def reachable(self) -> str | None:
         """None when a query answers, else why not (for /healthz)."""

@@ -1,0 +1,212 @@
+"""Several real `emitter run` replicas on one PostgreSQL (a throwaway cluster) and the loopback
+intake as Datadog: a schedule slot fires once, a throttle holds across replicas, a SIGKILLed
+replica's events are delivered by the others, and a database restart loses nothing accepted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emitter.delivery.backend import opened
+from tests.intake import FakeIntake, Fault, intake_fixture  # noqa: F401
+from tests.test_daemon import Daemon, free_port, rules_file
+from tests.test_daemon import daemons as daemons  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.slow
+
+
+def replica(daemons: list[Daemon], tmp: Path, intake: FakeIntake, url: str, *extra: str,
+            name: str) -> Daemon:
+    home = tmp / name
+    home.mkdir(exist_ok=True)
+    d = Daemon([str(tmp / "rules"), "--state-url", url, "--grace", "3", *extra], intake, home)
+    daemons.append(d)
+    return d
+
+
+def post(port: int, path: str, payload: Any) -> int:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
+                                 data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_schedule_slot_fires_once_across_three_replicas(
+        tmp_path: Path, intake: FakeIntake, daemons: list[Daemon], pg_cluster: Any) -> None:
+    rules_file(tmp_path, """\
+  - id: tick
+    trigger: {type: schedule, every: 1s}
+    event:
+      title: "tick {{ scheduled_timestamp | int }}"
+      text: slot
+""")
+    url = pg_cluster.new_database()
+    fleet = [replica(daemons, tmp_path, intake, url, name=f"r{i}") for i in range(3)]
+    for d in fleet:
+        d.started()
+    time.sleep(10)
+    for d in fleet:
+        assert d.stop() == 0
+    slots = Counter(e["title"] for e in intake.events)
+    assert len(slots) >= 8  # about ten seconds of slots, each seen...
+    assert set(slots.values()) == {1}, slots  # ...exactly once
+    ticks = sorted(int(t.split()[1]) for t in slots)
+    assert ticks == list(range(ticks[0], ticks[-1] + 1))  # and none missed
+
+
+def test_throttle_holds_across_replicas(tmp_path: Path, intake: FakeIntake,
+                                        daemons: list[Daemon], pg_cluster: Any) -> None:
+    rules_file(tmp_path, """\
+  - id: first
+    trigger: {type: webhook, path: /first}
+    params: {payload: {type: object, example: {n: 1}}}
+    throttle: {key: "one", window: 1h, mode: first}
+    event: {title: "first {{ payload.n }}", text: x}
+  - id: summ
+    trigger: {type: webhook, path: /summ}
+    params: {payload: {type: object, example: {n: 1}}}
+    throttle: {key: "one", window: 12s, mode: summary}
+    event: {title: "summ {{ payload.n }}", text: x}
+""")
+    url = pg_cluster.new_database()
+    ports = [free_port() for _ in range(3)]
+    fleet = [replica(daemons, tmp_path, intake, url, "--listen", f"127.0.0.1:{port}",
+                     name=f"r{i}") for i, port in enumerate(ports)]
+    for d in fleet:
+        d.started()
+    answers: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def sender(k: int) -> None:
+        for n in range(k, 600, 6):
+            for path in ("/first", "/summ"):
+                code = post(ports[n % 3], path, {"n": n})
+                with lock:
+                    answers[code] += 1
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == {202: 1200}
+    summary = lambda: [e for e in intake.events if "throttle:summary" in e.get("tags", [])]  # noqa: E731
+    wait_until(lambda: summary(), 60, "the summary")
+    time.sleep(2)  # a second summary would come within the same flush tick
+    for d in fleet:
+        assert d.stop() == 0
+    titles = [e["title"] for e in intake.events]
+    assert len([t for t in titles if t.startswith("first ")]) == 1
+    assert len([t for t in titles if t.startswith("summ ")]) == 1
+    (only,) = summary()
+    assert only["title"].startswith("599 more in 12s: summ ")
+
+
+def test_a_killed_replica_leaves_its_events_to_the_others(
+        tmp_path: Path, intake: FakeIntake, daemons: list[Daemon], pg_cluster: Any) -> None:
+    rules_file(tmp_path, """\
+  - id: idle
+    trigger: {type: schedule, every: 1h}
+    event: {title: idle, text: x}
+""")
+    url = pg_cluster.new_database() + "&lease=3"
+    with opened(url) as backend:
+        for start in range(0, 3000, 500):
+            backend.outbox.enqueue([("bulk", json.dumps({"title": f"e{n}", "text": "x"}).encode())
+                                    for n in range(start, start + 500)])
+    intake.set_mode(Fault.slow(0.02))  # a drain of a few seconds, so the kill lands mid-way
+    fleet = [replica(daemons, tmp_path, intake, url, name=f"r{i}") for i in range(3)]
+    for d in fleet:
+        d.started()
+    intake.wait_for_events(600, timeout=60)
+    victim = fleet[0]
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait(10)
+    with opened(url) as backend:  # its leases have not run out yet (lease=3)
+        held = sum(r.inflight for r in backend.outbox.replicas() if r.pid == victim.proc.pid)
+    wait_until(lambda: len({e["title"] for e in intake.events}) >= 3000, 120, "every event")
+    for d in fleet[1:]:
+        assert d.stop() == 0
+    seen = Counter(e["title"] for e in intake.events)
+    assert set(seen) == {f"e{n}" for n in range(3000)}
+    duplicates = sum(seen.values()) - len(seen)
+    print(f"duplicates after the kill: {duplicates} (the victim held {held} leases)")
+    assert duplicates <= held
+
+
+def test_a_database_restart_loses_nothing_accepted(
+        tmp_path: Path, intake: FakeIntake, daemons: list[Daemon], pg_cluster: Any) -> None:
+    rules_file(tmp_path, """\
+  - id: hook
+    trigger: {type: webhook, path: /hook}
+    params: {payload: {type: object, example: {n: 1}}}
+    event: {title: "hook {{ payload.n }}", text: x}
+""")
+    url = pg_cluster.new_database()
+    port = free_port()
+    d = replica(daemons, tmp_path, intake, url, "--listen", f"127.0.0.1:{port}", name="r0")
+    d.started()
+    answers: dict[int, int] = {}
+    stop = threading.Event()
+
+    def sender() -> None:
+        n = 0
+        while not stop.is_set():
+            answers[n] = post(port, "/hook", {"n": n})
+            n += 1
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        wait_until(lambda: len(answers) > 100, 30, "requests before the stop")
+        pg_cluster.stop_immediate()
+        wait_until(lambda: 503 in answers.values(), 30, "a 503 while the database is down")
+        health = _healthz(port)
+        time.sleep(2)
+        pg_cluster.restart()
+        count = len(answers)
+        wait_until(lambda: list(answers.values())[count:].count(202) > 100, 60,
+                   "202s after the restart")
+    finally:
+        stop.set()
+        thread.join()
+    assert health["database"] == "unreachable"
+    assert set(answers.values()) <= {202, 503}
+    accepted = {f"hook {n}" for n, code in answers.items() if code == 202}
+    wait_until(lambda: accepted <= {e["title"] for e in intake.events}, 60, "every 202")
+    refused = {f"hook {n}" for n, code in answers.items() if code == 503}
+    assert not refused & {e["title"] for e in intake.events}
+    assert _healthz(port)["database"] == "reachable"
+    assert d.stop() == 0
+
+
+def _healthz(port: int) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as resp:
+            return dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as exc:
+        return dict(json.loads(exc.read()))
