@@ -7,16 +7,26 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from emitter.problems import Location
 from emitter.rules.budget import CEILING, DEFAULT, Budget, parse_budget, parse_size
-from emitter.rules.model import Tmpl
+from emitter.rules.model import ManualTrigger, Rule, Tmpl
 from emitter.templates import budget
 from emitter.templates.budget import BudgetExceeded
-from emitter.templates.compiler import JinjaTemplate, compile_expression, compile_template
+from emitter.templates.compiler import (
+    CompiledRule,
+    JinjaTemplate,
+    compile_expression,
+    compile_rule,
+    compile_template,
+)
+from emitter.templates.render import RenderContext, RenderOutcome, render
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = Location("r.yaml", 1, 1)
@@ -118,5 +128,79 @@ def test_validate_stops_a_nested_loop_rule_as_a_subprocess() -> None:
     result = subprocess.run([sys.executable, "-m", "emitter", "validate", str(path)],
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 1, result.stderr
-    assert "budget_loops.yaml:11:13: error: unsafe template in text: the template ran over " \
+    assert "budget_loops.yaml:12:13: error: unsafe template in text: the template ran over " \
            "its time budget" in result.stdout + result.stderr
+
+
+# ---- one budget per firing ------------------------------------------------------------------
+
+NOW = datetime(2023, 11, 15, 12, 0, tzinfo=timezone.utc)
+
+
+def firing_rule(tags: list[str], limits: Budget, foreach: str | None = None) -> CompiledRule:
+    """A rule whose tags are the given templates (each a template of its own)."""
+    event: dict[str, Any] = {"title": Tmpl("T", HERE), "text": Tmpl("X", HERE),
+                             "tags": tuple(Tmpl(t, Location("r.yaml", 9, 10 + i))
+                                           for i, t in enumerate(tags))}
+    rule = Rule(id="r1", location=HERE, trigger=ManualTrigger(), event=event, budget=limits,
+                foreach=Tmpl(foreach, HERE) if foreach else None)
+    compiled, problems = compile_rule(rule)
+    assert compiled is not None, problems
+    return compiled
+
+
+def fire(compiled: CompiledRule, **variables: Any) -> RenderOutcome:
+    return render(compiled, {"range": range, **variables}, RenderContext(now=NOW))
+
+
+# Builds 13 x 1,000 characters it throws away: 40% of a 1,000-character budget's total (32,000).
+BUILDS = "{% for i in range(13) %}{% set y = 'x' * m %}{% endfor %}ok"
+SMALL = Budget(time=CEILING.time, size=1000)
+
+
+def test_what_a_firing_builds_is_counted_across_its_templates() -> None:
+    assert fire(firing_rule([BUILDS, BUILDS], SMALL), m=1000).ok  # 80%: within
+    outcome = fire(firing_rule([BUILDS, BUILDS, BUILDS], SMALL), m=1000)  # 120%
+    assert not outcome.ok and outcome.events == ()
+    assert [p.message for p in outcome.problems] == [
+        "unsafe template in tags[2]: the template built more than 32000 characters in all, "
+        "over its size budget"]
+
+
+def _spin_seconds(n: int) -> float:
+    """The fastest of three renders of one `n`-step loop, with time to spare."""
+    template = compiled("{% for i in range(n) %}{% endfor %}", CEILING)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        template.render({"range": range, "n": n})  # type: ignore[attr-defined]
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def test_a_firings_templates_share_one_time_budget() -> None:
+    # Each tag loops for about a tenth of the budget; ten of them are twice the budget as a
+    # whole. Each alone (and the rule with one) stays well within it.
+    limits = Budget(time=0.5, size=DEFAULT.size)
+    n = 20_000
+    while _spin_seconds(n) < limits.time / 10:
+        n *= 2
+    spin = "{% for i in range(n) %}{% endfor %}ok"
+    assert fire(firing_rule([spin], limits), n=n).ok
+    outcome = fire(firing_rule([spin] * 20, limits), n=n)
+    assert not outcome.ok and outcome.events == ()
+    # One problem for the firing, not one per remaining template.
+    assert len(outcome.problems) == 1
+    assert "ran over its time budget of 500 ms" in outcome.problems[0].message
+
+
+def test_a_foreach_firing_shares_one_time_budget_too() -> None:
+    limits = Budget(time=0.5, size=DEFAULT.size)
+    n = 20_000
+    while _spin_seconds(n) < limits.time / 10:
+        n *= 2
+    compiled_rule = firing_rule(["{% for i in range(n) %}{% endfor %}ok"], limits,
+                                foreach="range(40)")
+    outcome = fire(compiled_rule, n=n)
+    assert not outcome.ok and len(outcome.events) < 40
+    assert len(outcome.problems) == 1 and "time budget" in outcome.problems[0].message

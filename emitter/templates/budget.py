@@ -105,6 +105,13 @@ def current() -> Meter:
     return meter if meter.active else _UNMETERED
 
 
+def spent() -> bool:
+    """Whether this thread's render has run past its deadline or built more than its total
+    (False outside a render): nothing more it renders can succeed."""
+    meter = _mine()
+    return meter.active and (meter.left < 0 or monotonic() > meter.deadline)
+
+
 def tick() -> None:
     meter = _mine()
     if meter.active and monotonic() > meter.deadline:

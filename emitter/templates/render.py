@@ -20,6 +20,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from emitter.errors import InvalidError
 from emitter.problems import Location, Problem, did_you_mean
 from emitter.rules.model import Tmpl
+from emitter.templates import budget
 from emitter.templates.compiler import (
     BASE_SCOPE,
     CompiledField,
@@ -114,13 +115,18 @@ def _render_one(template: CompiledTemplate, scope: dict[str, Any], rule_id: str,
     try:
         return template.render(scope)
     except Exception as exc:  # noqa: BLE001 - any template failure becomes a placed problem
-        line = 1
-        if isinstance(template, JinjaTemplate):
-            line = template.template_line(exc.__traceback__)
-        elif isinstance(template, Evaluated):
-            line = template.failing_line(scope)
-        where = location_in(template.source, line)
-        raise _Failed(_problem_for(exc, template.source, where, rule_id, scope, what)) from None
+        raise _placed(exc, template, scope, rule_id, what) from None
+
+
+def _placed(exc: Exception, template: CompiledTemplate, scope: dict[str, Any], rule_id: str,
+            what: str) -> _Failed:
+    line = 1
+    if isinstance(template, JinjaTemplate):
+        line = template.template_line(exc.__traceback__)
+    elif isinstance(template, Evaluated):
+        line = template.failing_line(scope)
+    where = location_in(template.source, line)
+    return _Failed(_problem_for(exc, template.source, where, rule_id, scope, what))
 
 
 def _evaluate(expr: Expression, scope: dict[str, Any], rule_id: str, what: str) -> Any:
@@ -164,20 +170,35 @@ def _field(name: str, value: CompiledField, scope: dict[str, Any], rule_id: str)
 
 
 def _fast_event(compiled: CompiledRule, scope: dict[str, Any]) -> dict[str, Any]:
-    """Render every field, raising at the first problem (then `_careful_event` takes over)."""
+    """Render every field, raising at the first problem (then `_careful_event` takes over).
+    Spending the firing's budget (its time or its total size) is placed here, where it
+    happened: redoing the firing carefully would only blame the first template."""
     event: dict[str, Any] = {}
-    for name, value in compiled.fields:
-        if isinstance(value, tuple):
-            event[name] = [t.render(scope) for t in value]
-        elif isinstance(value, int):
-            event[name] = value
-        elif name == "date_happened":
-            text = value.render(scope)
-            if not _PLAIN_INT.match(text):
-                raise ValueError(text)
-            event[name] = int(text)
-        else:
-            event[name] = value.render(scope)
+    template: CompiledTemplate | None = None
+    what = ""
+    try:
+        for what, value in compiled.fields:
+            if isinstance(value, tuple):
+                parts = event[what] = []
+                for template in value:
+                    parts.append(template.render(scope))
+            elif isinstance(value, int):
+                event[what] = value
+            elif what == "date_happened":
+                template = value
+                text = value.render(scope)
+                if not _PLAIN_INT.match(text):
+                    raise ValueError(text)
+                event[what] = int(text)
+            else:
+                template = value
+                event[what] = value.render(scope)
+    except budget.BudgetExceeded as exc:
+        if not budget.spent():
+            raise  # one value over the size bound: the careful pass places it, and goes on
+        assert template is not None
+        field = what if not isinstance(event.get(what), list) else f"{what}[{len(event[what])}]"
+        raise _placed(exc, template, scope, compiled.rule.id, field) from None
     return event
 
 
@@ -192,6 +213,8 @@ def _careful_event(compiled: CompiledRule, scope: dict[str, Any],
         except _Failed as exc:
             problems.append(exc.problem)
             failed = True
+            if budget.spent():
+                break  # one "over its budget" per firing, not one per field
     return None if failed else event
 
 
@@ -211,6 +234,9 @@ def _event(compiled: CompiledRule, scope: dict[str, Any], ctx: RenderContext,
            problems: list[Problem]) -> dict[str, Any] | None:
     try:
         event: dict[str, Any] | None = _fast_event(compiled, scope)
+    except _Failed as exc:
+        problems.append(exc.problem)
+        event = None
     except Exception:  # noqa: BLE001 - redone carefully below to place every problem
         event = _careful_event(compiled, scope, problems)
     if event is not None and ctx.unified_tags and compiled.rule.unified_tags:
@@ -248,7 +274,17 @@ def _items(compiled: CompiledRule, scope: dict[str, Any]) -> list[Any] | None:
 
 def render(compiled: CompiledRule, variables: Mapping[str, Any],
            ctx: RenderContext) -> RenderOutcome:
-    """Render one firing. Never raises for a template problem: it comes back as a Problem."""
+    """Render one firing. Never raises for a template problem: it comes back as a Problem.
+
+    The whole firing (`when`, `foreach`, every field of every item) runs under one meter of the
+    rule's budget: each template's own meter finds it running and spends from it, so a rule
+    with N templates cannot take N times its time budget."""
+    with budget.metered(compiled.rule.budget):
+        return _render(compiled, variables, ctx)
+
+
+def _render(compiled: CompiledRule, variables: Mapping[str, Any],
+            ctx: RenderContext) -> RenderOutcome:
     scope = _scope(compiled, variables, ctx)
     try:
         if compiled.when is not None and not _evaluate(compiled.when, scope,
@@ -269,6 +305,8 @@ def render(compiled: CompiledRule, variables: Mapping[str, Any],
         event = _event(compiled, scope, ctx, problems)
         if event is not None:
             events.append(event)
+        elif budget.spent():
+            break  # the firing's budget is spent: the next items would only say so again
     return RenderOutcome(tuple(events), None, tuple(dict.fromkeys(problems)))
 
 
