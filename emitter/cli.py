@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "schema",
     "run",
     "exec",
+    "migrate",
 )
 
 

@@ -40,6 +40,9 @@ def register(subparsers: Any) -> None:
     common.add_argument("--state-dir", metavar="DIR",
                         help="the state directory (default: $EMITTER_STATE_DIR, else "
                         "$XDG_STATE_HOME/emitter, else ~/.local/state/emitter)")
+    common.add_argument("--state-url", metavar="URL",
+                        help="the shared backend the replicas use (postgresql://...; default: "
+                        "$EMITTER_STATE_URL)")
     fmt = argparse.ArgumentParser(add_help=False)
     fmt.add_argument("--format", choices=("text", "json"), default="text")
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -99,8 +102,17 @@ def _duration(text: str) -> float:
 
 @contextmanager
 def _open(args: argparse.Namespace) -> Iterator[Outbox]:
+    from emitter.delivery.backend import choose_state_url, open_postgres
     from emitter.state.dirs import STATE_ENV, choose_state_dir, resolve_state_dir
 
+    url = None if args.state_dir else choose_state_url(args.state_url, os.environ)
+    if url:
+        backend = open_postgres(url)
+        try:
+            yield backend.outbox
+        finally:
+            backend.close()
+        return
     chosen = choose_state_dir(args.state_dir, os.environ)
     if not (chosen / OUTBOX_FILE).is_file():
         what = "does not exist" if not chosen.exists() else "holds no outbox"
@@ -121,11 +133,25 @@ def _open(args: argparse.Namespace) -> Iterator[Outbox]:
 def run_status(args: argparse.Namespace) -> int:
     with _open(args) as outbox:
         status = outbox.status()
+        replicas = outbox.replicas() if getattr(outbox, "shared", False) else None
     if args.format == "json":
-        print(json.dumps(status_json(status), indent=2))
+        shown = status_json(status)
+        if replicas is not None:
+            shown["replicas"] = [vars(r) for r in replicas]
+        print(json.dumps(shown, indent=2))
     else:
-        print("\n".join(status_lines(status)))
+        print("\n".join(status_lines(status) + replica_lines(replicas)))
     return EXIT_OK
+
+
+def replica_lines(replicas: list[Any] | None) -> list[str]:
+    """The shared backend's replicas: the leases each holds and when it was last seen."""
+    if replicas is None:
+        return []
+    lines = [f"replicas    {len(replicas)} (the backlog above is the whole fleet's)"]
+    lines += [f"  {r.replica}  leases {r.inflight:,}  seen {_age(r.seen_ago)} ago"
+              for r in replicas]
+    return lines
 
 
 def status_json(status: OutboxStatus) -> dict[str, Any]:

@@ -24,6 +24,7 @@ _ERROR_CHARS = 2000
 _COUNT = ("INSERT INTO counters VALUES (%s, pg_backend_pid() %% 16, %s) ON CONFLICT (name, slot)"
           " DO UPDATE SET value = counters.value + excluded.value")
 _RATE_LIMIT = "rate-limit"
+REPLICA_SHOWN = 3600.0  # `outbox status` lists the replicas seen within this many seconds
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,8 @@ class PgOutbox:
             cur.execute(
                 "SELECT r.id, r.host, r.pid, r.seen_at, count(e.id) FROM replicas r LEFT JOIN"
                 " events e ON e.claimed_by = r.id AND e.state = 'inflight' AND"
-                " e.next_attempt_at > %s GROUP BY r.id ORDER BY r.started_at", (now,))
+                " e.next_attempt_at > %s WHERE r.seen_at > %s GROUP BY r.id ORDER BY"
+                " r.started_at", (now, now - REPLICA_SHOWN))
             rows = cur.fetchall()
         return [ReplicaLeases(str(i), str(h), int(p), max(0.0, now - float(s)), int(n))
                 for i, h, p, s, n in rows]
