@@ -133,7 +133,8 @@ def _open(args: argparse.Namespace) -> Iterator[Outbox]:
 def run_status(args: argparse.Namespace) -> int:
     with _open(args) as outbox:
         status = outbox.status()
-        replicas = outbox.replicas() if getattr(outbox, "shared", False) else None
+        shared: Any = outbox if getattr(outbox, "shared", False) else None
+        replicas = shared.replicas() if shared is not None else None
     if args.format == "json":
         shown = status_json(status)
         if replicas is not None:
