@@ -241,7 +241,8 @@ def sync_text(text: str, event: dict[str, Any]) -> tuple[str, list[str]]:
     pointers that differed."""
     tree = parse(text)
     schema = tree.value
-    edits, drift = [], []
+    edits: list[tuple[int, int, str]] = []
+    drift: list[str] = []
     for pointer, name, prop in properties(schema):
         want = markdown(schema, pointer, name, prop, event)
         if prop.get(MD) != want:
@@ -256,7 +257,7 @@ def sync(root: Path = ROOT, *, write: bool = False) -> list[str]:
     """What differs from the generated hover text (rewritten when `write`)."""
     folder = root / "schemas"
     event = json.loads((folder / "event.schema.json").read_text(encoding="utf-8"))
-    drift = []
+    drift: list[str] = []
     for name in SCHEMA_NAMES:
         path = folder / f"{name}.schema.json"
         text = path.read_text(encoding="utf-8")
