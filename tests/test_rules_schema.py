@@ -134,3 +134,12 @@ def test_rule_instances(patch: dict[str, Any], valid: bool) -> None:
     # The loader validates with local $refs inlined (faster): it must agree, error for error.
     inlined = list(ruleschema._validator().iter_errors(document))
     assert sorted(e.message for e in inlined) == sorted(e.message for e in errors)
+
+
+def test_rule_event_descriptions_leave_limits_to_the_event_schema() -> None:
+    # The limit's one home is event.schema.json; the rule side's hover text reads it from there.
+    event = load_schema("event")["properties"]
+    for name, field in event.items():
+        if "maxLength" in field:
+            rule_side = SCHEMA["$defs"]["event"]["properties"][name]["description"]
+            assert str(field["maxLength"]) not in rule_side, name
