@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emitter"
 RANK: dict[str, int] = {
     "emitter": 0, "errors": 0, "problems": 0, "schemas": 0, "settings": 0, "firing": 0,
     "redaction": 0, "backoff": 0, "counters": 0, "httpmsg": 0,
-    "schemaverdict": 0,
+    "schemaverdict": 0, "schemadocs": 0,
     "rules": 1, "state": 1,
     "templates": 2, "events": 2,
     "sinks": 3, "triggers": 3,
