@@ -137,7 +137,7 @@ def test_event_line_json_has_rule_trigger_outcome() -> None:
     logs.log_event("deploy", "file", "queued", fields={"line_number": 7})
     obj = json.loads(stream.getvalue().strip())
     assert obj["rule"] == "deploy" and obj["trigger"] == "file" and obj["outcome"] == "queued"
-    assert obj["line_number"] == 7 and obj["level"] == "info"
+    assert obj["line_number"] == 7 and obj["level"] == "debug"  # routine: debug
 
 
 def test_event_line_text() -> None:

@@ -85,6 +85,7 @@ class Daemon:
         self.environ = environ
         self.settings = settings or Settings.from_environ(environ)
         self.metrics = Metrics()
+        self.traffic = logs.TrafficSummary(self.metrics.snapshot)  # per-rule lines at INFO
         # systemd (Type=notify): nothing is sent unless NOTIFY_SOCKET is set.
         self.notifier = notifier or Notifier(environ)
         self._stop = threading.Event()
@@ -260,6 +261,7 @@ class Daemon:
                     log.info("rule files changed")
                     self.reload()
             self._flush_summaries()
+            self.traffic.tick()
             if self.units.only_input_ended():
                 self.input_ended = True
                 deliver_after_input(self.sender, self.state, self.config.grace)
@@ -291,6 +293,7 @@ class Daemon:
             self.state.close()
         self.notifier.close()
         if self.pipeline is not None:
+            self.traffic.flush()
             log.info("stopped", extra={"pending": self.undelivered,
                                        "in_flight_finished": finished})
         return finished

@@ -1,9 +1,12 @@
-"""Structured logging for the daemon: one line per event, text or JSON, secrets redacted.
+"""Structured logging for the daemon: text or JSON lines, secrets redacted, per-event lines
+at debug and per-rule traffic summaries at info.
 
 `configure(level, fmt, secrets=...)` installs one stderr handler on the `emitter` logger.
-`log_event(...)` writes the per-event line (rule id, trigger, outcome, extra fields). A
-`RedactingFilter` on the handler masks every secret it was given wherever it appears: the
-message, its arguments, extra fields and formatted tracebacks.
+`log_event(...)` writes the per-event line (rule id, trigger, outcome, extra fields); routine
+outcomes (queued, sent, throttled) are logged at DEBUG, because formatting a line per event
+cost a fifth of the daemon's throughput (issue 13); `TrafficSummary` says the same at INFO
+once per period, one line per rule. A `RedactingFilter` on the handler masks every secret it
+was given wherever it appears: the message, its arguments, extra fields and tracebacks.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TextIO
 
 LogFormat = Literal["text", "json"]
@@ -152,16 +155,63 @@ _event_logger = logging.getLogger(f"{ROOT}.event")
 LIFECYCLE = f"{ROOT}.daemon.lifecycle"
 
 
+def event_logged(level: int) -> bool:
+    """Whether an event line at `level` would be written (skip building its fields if not)."""
+    return _event_logger.isEnabledFor(level)
+
+
 def log_event(
     rule_id: str,
     trigger: str,
     outcome: str,
     *,
-    level: int = logging.INFO,
+    level: int = logging.DEBUG,
     fields: Mapping[str, Any] | None = None,
 ) -> None:
-    """The one line per event: `event rule=<id> trigger=<type> outcome=<outcome> ...`."""
+    """The one line per event: `event rule=<id> trigger=<type> outcome=<outcome> ...`;
+    at DEBUG unless told (problems are logged at WARNING or ERROR by their callers)."""
+    if not _event_logger.isEnabledFor(level):
+        return
     extra: dict[str, Any] = {"rule": rule_id, "trigger": trigger, "outcome": outcome}
     if fields:
         extra.update({k: v for k, v in fields.items() if k not in _STANDARD})
     _event_logger.log(level, "event", extra=extra)
+
+
+SUMMARY_EVERY = 10.0  # seconds between two traffic summaries
+# The counters (emitter.counters.COUNTERS) a summary reports, in this order, when not zero.
+SUMMARY_COUNTERS = ("fired", "queued", "throttled", "invalid", "refused", "sent", "failed",
+                    "dead")
+Snapshot = Callable[[], Mapping[tuple[str, str], int]]
+
+
+class TrafficSummary:
+    """At INFO, every `every` seconds, one `summary` line per rule whose counters moved:
+    `summary rule=<id> seconds=10.0 fired=.. queued=.. sent=..` (the counts since the last
+    line). Reads the daemon's own counters (`Metrics.snapshot`), so it adds nothing to the
+    per-event path; `tick()` is called from the daemon's loop, `flush()` once at stop."""
+
+    def __init__(self, snapshot: Snapshot, every: float = SUMMARY_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._snapshot = snapshot
+        self._every = every
+        self._clock = clock
+        self._since = clock()
+        self._last: dict[tuple[str, str], int] = dict(snapshot())
+
+    def tick(self) -> None:
+        if self._clock() - self._since >= self._every:
+            self.flush()
+
+    def flush(self) -> None:
+        now, counts = self._clock(), dict(self._snapshot())
+        moved: dict[str, dict[str, int]] = {}
+        for (name, rule_id), n in counts.items():
+            delta = n - self._last.get((name, rule_id), 0)
+            if delta and name in SUMMARY_COUNTERS:
+                moved.setdefault(rule_id, {})[name] = delta
+        seconds = round(now - self._since, 1)
+        self._last, self._since = counts, now
+        for rule_id in sorted(moved):
+            ordered = {k: moved[rule_id][k] for k in SUMMARY_COUNTERS if k in moved[rule_id]}
+            _event_logger.info("summary", extra={"rule": rule_id, "seconds": seconds, **ordered})
