@@ -125,6 +125,43 @@ def test_throttle_holds_across_replicas(tmp_path: Path, intake: FakeIntake,
     assert only["title"].startswith("599 more in 12s: summ ")
 
 
+def test_a_change_check_runs_on_one_replica_at_a_time(
+        tmp_path: Path, intake: FakeIntake, daemons: list[Daemon], pg_cluster: Any) -> None:
+    runs, flag = tmp_path / "runs.log", tmp_path / "red"
+    rules_file(tmp_path, f"""\
+  - id: chk
+    trigger:
+      type: command
+      command: [sh, -c, 'echo $PPID >> {runs}; test ! -e {flag}']
+      every: 1s
+      timeout: 2s
+      on: change
+    event: {{title: "chk {{{{ previous_state }}}}->{{{{ state }}}}", text: x}}
+""")
+    url = pg_cluster.new_database()
+    fleet = [replica(daemons, tmp_path, intake, url, name=f"r{i}") for i in range(3)]
+    for d in fleet:
+        d.started()
+    ran = lambda: runs.read_text().split() if runs.exists() else []  # noqa: E731
+    wait_until(lambda: len(ran()) >= 4, 30, "a few runs")
+    flag.write_text("")
+    wait_until(lambda: intake.events, 30, "the failed check's event")
+    seen = len(ran())
+    wait_until(lambda: len(ran()) >= seen + 3, 30, "runs after the change")
+    (holder,) = set(ran())  # every run so far on one replica: the lease holder's
+    assert [e["title"] for e in intake.events] == ["chk ok->failed"]
+    victim = next(d for d in fleet if str(d.proc.pid) == holder)
+    assert victim.stop() == 0  # its lease runs out, another replica takes the check over
+    flag.unlink()  # and reads the shared state: it reports green, not red again
+    wait_until(lambda: len(intake.events) >= 2, 60, "the check back to green")
+    time.sleep(3)
+    for d in fleet:
+        if d is not victim:
+            assert d.stop() == 0
+    assert [e["title"] for e in intake.events] == ["chk ok->failed", "chk failed->ok"]
+    assert len(set(ran())) == 2  # the victim's runs, then one other replica's
+
+
 def test_a_killed_replica_leaves_its_events_to_the_others(
         tmp_path: Path, intake: FakeIntake, daemons: list[Daemon], pg_cluster: Any) -> None:
     rules_file(tmp_path, """\

@@ -95,6 +95,10 @@ class StateStore:
                 (namespace, limit))
         return cursor.rowcount
 
+    def hold_lease(self, name: str, seconds: float) -> bool:
+        """Always held: one node is the whole fleet (the shared store's leases are real)."""
+        return True
+
     def close(self) -> None:
         """Idempotent."""
         with self._lock:

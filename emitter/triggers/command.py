@@ -12,7 +12,10 @@ run whose state differs from the previous run's (output changes do not count: a 
 text often carries timestamps). Before any run is known the previous state is taken as
 "ok", so a first run fires under `on: change` only when it fails. The last state is saved
 in the StateStore after dispatch returned, so a restart does not fire again for a state
-already reported; if dispatch fails the state is not saved and the next run fires.
+already reported; if dispatch fails the state is not saved and the next run fires. On the
+shared backend an `on: change` check runs on one replica at a time: each run first takes or
+renews the store's lease for the rule (a replica that stops renewing loses it after a slot and
+its timeout, and another takes over); on one node the lease is always held.
 
 Runs start at start() and then every `every` seconds from that start (no drift); a run that
 overruns its slot skips the slots it covered. A command that cannot be started (not found,
@@ -31,6 +34,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from emitter.errors import EmitterError
 from emitter.rules.model import CommandTrigger, Rule
 from emitter.state.store import StateStore
 from emitter.triggers.base import Dispatch, Firing, OnError, RunnerBase
@@ -40,6 +44,7 @@ from emitter.triggers.kinds.command import fires, result_state, result_variables
 
 MAX_OUTPUT = 4096
 _NS = "command"
+LEASE_MARGIN = 5.0  # seconds a lease outlasts one slot and one run, for slow database trips
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,8 @@ class CommandRunner(RunnerBase):
         """One run of `rule`'s command and, if its `on` says so, one firing."""
         trig = rule.trigger
         assert isinstance(trig, CommandTrigger)
+        if trig.on == "change" and not self._leased(rule, trig):
+            return None
         try:
             env = child_environ(self._environ, keep=rule.env, secrets=self._secrets)
             result = run_command(trig.command, trig.timeout, env=env)
@@ -160,6 +167,14 @@ class CommandRunner(RunnerBase):
             self.report(rule.id, f"command {trig.command[0]!r} cannot run: "
                                  f"{exc.strerror or exc}; retrying next interval")
             return None
+        try:
+            self._judge(rule, trig, result)
+        except EmitterError as exc:  # state not saved: the next run decides again
+            self.report(rule.id, f"command result not accepted: {exc}")
+        return result
+
+    def _judge(self, rule: Rule, trig: CommandTrigger, result: RunResult) -> None:
+        """Fire if `on` says so, then save the state (not when dispatch refused)."""
         saved = self._store.get(_NS, rule.id)
         previous = saved["state"] if saved else "ok"
         if fires(trig.on, result.state, previous):
@@ -169,8 +184,15 @@ class CommandRunner(RunnerBase):
                 self.counted(1)
             except Exception as exc:  # noqa: BLE001 - state not saved: the next run fires
                 self.report(rule.id, f"command result not accepted: {exc}")
-                return result
+                return
         self._store.put(_NS, rule.id, {"state": result.state, "exit_code": result.exit_code,
                                        "at": time.time()})
-        return result
 
+    def _leased(self, rule: Rule, trig: CommandTrigger) -> bool:
+        """Whether this replica holds (took or renewed) the rule's lease for the next slot."""
+        try:
+            return bool(self._store.hold_lease(f"{_NS}:{rule.id}",
+                                               trig.every + trig.timeout + LEASE_MARGIN))
+        except EmitterError as exc:  # the database is away: skip this slot, try the next
+            self.report(rule.id, f"command check skipped: {exc}")
+            return False
