@@ -26,10 +26,11 @@ pytestmark = pytest.mark.slow
 
 
 def replica(daemons: list[Daemon], tmp: Path, intake: FakeIntake, url: str, *extra: str,
-            name: str) -> Daemon:
+            name: str, env: dict[str, str] | None = None) -> Daemon:
     home = tmp / name
     home.mkdir(exist_ok=True)
-    d = Daemon([str(tmp / "rules"), "--state-url", url, "--grace", "3", *extra], intake, home)
+    d = Daemon([str(tmp / "rules"), "--state-url", url, "--grace", "3", *extra], intake, home,
+               env=env)
     daemons.append(d)
     return d
 
@@ -247,3 +248,44 @@ def _healthz(port: int) -> dict[str, Any]:
             return dict(json.loads(resp.read()))
     except urllib.error.HTTPError as exc:
         return dict(json.loads(exc.read()))
+
+
+def test_a_delivery_sent_to_two_replicas_at_once_makes_one_event(
+        tmp_path: Path, intake: FakeIntake, daemons: list[Daemon], pg_cluster: Any) -> None:
+    from tests.test_webhook_redelivery import GITHUB_RULE, SECRET, github_delivery
+    from tests.test_webhook_redelivery import post as post_signed
+
+    rules_file(tmp_path, GITHUB_RULE)  # the preset dedups on X-GitHub-Delivery
+    url = pg_cluster.new_database()
+    ports = [free_port() for _ in range(2)]
+    fleet = [replica(daemons, tmp_path, intake, url, "--listen", f"127.0.0.1:{port}",
+                     name=f"r{i}", env={"GH_HOOK_SECRET": SECRET})
+             for i, port in enumerate(ports)]
+    for d in fleet:
+        d.started()
+    answers: list[tuple[int, int, Any]] = []
+    lock = threading.Lock()
+
+    def send(n: int, port: int, gate: threading.Barrier) -> None:
+        gate.wait()
+        code, body = post_signed(port, "/hooks/github", *github_delivery(n, f"d-{n}"))
+        while code == 503:  # the twin is being accepted on the other replica: retry
+            time.sleep(0.2)
+            code, body = post_signed(port, "/hooks/github", *github_delivery(n, f"d-{n}"))
+        with lock:
+            answers.append((n, code, body))
+
+    for n in range(30):
+        gate = threading.Barrier(2)
+        pair = [threading.Thread(target=send, args=(n, port, gate)) for port in ports]
+        for t in pair:
+            t.start()
+        for t in pair:
+            t.join()
+    wait_until(lambda: len(intake.events) >= 30, 60, "one event per delivery")
+    time.sleep(2)  # a second event for some delivery would be sent by now
+    for d in fleet:
+        assert d.stop() == 0
+    assert {code for _, code, _ in answers} == {202}
+    assert sorted(b.get("accepted", 0) for _, _, b in answers) == [0] * 30 + [1] * 30
+    assert Counter(e["title"] for e in intake.events) == {f"push {n}": 1 for n in range(30)}

@@ -8,6 +8,7 @@ at-least-once). One connection, guarded by a lock, so any thread may call it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -30,6 +31,8 @@ CREATE TABLE IF NOT EXISTS kv (
 
 
 class StateStore:
+    shared = False  # one process's: claims through it hold on this node only
+
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL"):
             raise ValueError(f"bad synchronous mode {synchronous!r}")
@@ -94,6 +97,19 @@ class StateStore:
                 "DELETE FROM kv WHERE namespace = ? AND CAST(value AS REAL) < ?",
                 (namespace, limit))
         return cursor.rowcount
+
+    def take(self, namespace: str, key: str, until: float, now: float) -> bool:
+        """Write `key` = `until` unless it holds a number not below `now`; True if written."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO kv (namespace, key, value) VALUES (?, ?, ?) ON CONFLICT"
+                " (namespace, key) DO UPDATE SET value = excluded.value"
+                " WHERE CAST(kv.value AS REAL) < ?", (namespace, key, json.dumps(until), now))
+        return cursor.rowcount > 0
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """No shared transaction here: each write above commits on its own."""
+        return contextlib.nullcontext()
 
     def hold_lease(self, name: str, seconds: float) -> bool:
         """Always held: one node is the whole fleet (the shared store's leases are real)."""

@@ -183,7 +183,11 @@ class WebhookServer(RunnerBase):
         hidden_query = frozenset().union(*(r.hidden_query for r in routes))
         variables = request_variables(payload, req.headers, req.query, req.path, hidden,
                                       hidden_query)
-        fresh, claims, duplicates = self._new_deliveries(routes, variables, now)
+        try:
+            fresh, claims, duplicates = self._new_deliveries(routes, variables, now)
+        except OutboxFullError:  # the shared store is away: nothing was claimed
+            return error_response(503, "state store unavailable, try again later",
+                                  **{"Retry-After": RETRY_AFTER})
         if fresh is None:
             return error_response(503, "the same delivery is being accepted; try again",
                                   **{"Retry-After": "1"})

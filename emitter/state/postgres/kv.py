@@ -4,6 +4,7 @@ their keys carry the host name, so two hosts tailing the same path keep their ow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,8 @@ _NUMBER = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 class PgStateStore:
     """Same methods as emitter.state.store.StateStore; writes join this thread's batch."""
 
+    shared = True  # seen by every replica: claims through it hold fleet-wide
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self.path = db.where
@@ -31,6 +34,10 @@ class PgStateStore:
             return key
         host, _, rest = key.partition("\x1f")
         return rest if host == self.db.host else None
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One transaction for this thread's writes inside (and a dispatch's outbox rows)."""
+        return self.db.batch()
 
     def get(self, namespace: str, key: str) -> Any | None:
         with self.db.tx() as cur:
@@ -79,6 +86,17 @@ class PgStateStore:
             return int(cur.rowcount)
 
     # ---- fleet-wide coordination ---------------------------------------------------------
+
+    def take(self, namespace: str, key: str, until: float, now: float) -> bool:
+        """Write `key` = `until` unless it holds a number not below `now`: True for the one
+        caller in the fleet that did (a marker lapses at its value). Its own transaction."""
+        with self.db.tx(own=True) as cur:
+            cur.execute(
+                "INSERT INTO kv (namespace, key, value) VALUES (%s, %s, %s) ON CONFLICT"
+                " (namespace, key) DO UPDATE SET value = excluded.value WHERE CASE WHEN"
+                " kv.value ~ %s THEN kv.value::double precision END < %s RETURNING key",
+                (namespace, self._key(namespace, key), json.dumps(until), _NUMBER, now))
+            return cur.fetchone() is not None
 
     def claim_once(self, key: str, ttl: float) -> bool:
         """True for the first caller in the fleet to claim `key` (until it expires); inside a
