@@ -41,6 +41,7 @@ class _Prepared(NamedTuple):
 
 
 def _add_options(p: argparse.ArgumentParser) -> None:
+    from emitter.commands.oneshot import add_state_url_option
     from emitter.commands.sinkopts import add_sink_options
 
     p.add_argument("--rule", metavar="ID", help="the rule to fire (required)")
@@ -54,6 +55,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
                    help="commit the event to the outbox in DIR before sending it, so an "
                    "undelivered one stays queued for `emitter run` or `emitter outbox drain` "
                    "(default: $EMITTER_STATE_DIR; neither: send directly)")
+    add_state_url_option(p)
     p.add_argument("--tail", type=int, metavar="BYTES",
                    help="bytes of each output stream kept for the event (default 8192)")
     p.add_argument("--deadline", type=float, metavar="S",
@@ -64,7 +66,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
 
 _DEFAULTS: dict[str, Any] = {"rule": None, "var": None, "dry_run": False, "sink": "datadog",
                              "sink_path": None, "statsd_address": None, "state_dir": None,
-                             "tail": 8192, "deadline": 60.0, "quiet": False}
+                             "state_url": None, "tail": 8192, "deadline": 60.0, "quiet": False}
 
 
 def register(subparsers: Any) -> None:

@@ -61,6 +61,7 @@ def register(subparsers: Any) -> None:
                         help="commit the event to the outbox in DIR before sending it, so an "
                         "undelivered one stays queued for `emitter run` or `emitter outbox "
                         "drain` (default: $EMITTER_STATE_DIR; neither: send directly)")
+    oneshot.add_state_url_option(parser)
     parser.set_defaults(run=run)
 
 

@@ -1,13 +1,15 @@
-"""Sending the events of one `fire` or `exec` run: the route (`--sink`, `--state-dir`) checked
-before any work, then each event sent directly or through the durable outbox with one retry
-policy, and the outcome reported. Both commands call `check_route` and `send_events`."""
+"""Sending the events of one `fire` or `exec` run: the route (`--sink`, `--state-dir` or
+`--state-url`) checked before any work, then each event sent directly or through the durable
+outbox (local or shared) with one retry policy, and the outcome reported. Both commands call
+`check_route` and `send_events`."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from emitter.sinks.base import DeliveryResult
 
 STATE_ENV = "EMITTER_STATE_DIR"  # emitter.state.dirs.STATE_ENV (tests check they agree)
+STATE_URL_ENV = "EMITTER_STATE_URL"  # emitter.delivery.backend.STATE_URL_ENV (likewise)
 NO_KEY_HINT = ("use --sink dogstatsd to send through a local Datadog Agent, or --dry-run to "
                "print the event instead")
 Announce = Callable[["DeliveryResult"], None]
@@ -34,8 +37,9 @@ class Route:
 
     sink: str  # a name from emitter.sinks.registry.SINK_NAMES
     opts: Mapping[str, Any]  # the registry's options for it
-    state_dir: Path | None  # the outbox's directory; None: send directly
-    where: str  # " --state-dir DIR" for the commands we suggest, or ""
+    state_dir: Path | None  # the outbox's directory; None: send directly (or state_url)
+    where: str  # " --state-dir DIR" / " --state-url URL" for the commands we suggest, or ""
+    state_url: str | None = None  # the shared backend's outbox (postgresql://...)
 
     @property
     def printing(self) -> bool:
@@ -54,8 +58,49 @@ def check_route(args: argparse.Namespace, settings: Settings) -> Route:
         settings.require_api_key(hint=NO_KEY_HINT)
     opts = sink_opts(args) if sink == args.sink else {}
     check_sink(sink, settings, **opts)
-    state_dir = None if sink == "stdout" else _state_dir(args.state_dir)
+    if sink == "stdout":
+        return Route(sink, opts, None, "")
+    url = _state_url(args)
+    if url is not None:
+        flag = f" --state-url {_quoted(url)}" if args.state_url else ""
+        return Route(sink, opts, None, flag, url)
+    state_dir = _state_dir(args.state_dir)
     return Route(sink, opts, state_dir, _where(args.state_dir, state_dir))
+
+
+def add_state_url_option(parser: argparse.ArgumentParser) -> None:
+    """`--state-url` as fire and exec take it (`emitter run` keeps the same URL)."""
+    parser.add_argument("--state-url", metavar="URL",
+                        help="commit the event to the shared backend's outbox in PostgreSQL "
+                        "(postgresql://...) before sending it, as --state-dir does locally "
+                        f"(default: ${STATE_URL_ENV} unless --state-dir is given)")
+
+
+def _state_url(args: argparse.Namespace) -> str | None:
+    """The shared backend's URL: `--state-url`, else EMITTER_STATE_URL when no --state-dir
+    names a directory (as `emitter run` chooses); checked, not connected to."""
+    from emitter.errors import UsageError
+
+    flag = getattr(args, "state_url", None)
+    if flag and args.state_dir:
+        raise UsageError("give --state-dir or --state-url, not both")
+    url = flag or (None if args.state_dir else os.environ.get(STATE_URL_ENV, "").strip())
+    if not url:
+        return None
+    from emitter.state.postgres.db import is_url
+
+    if not is_url(url):
+        what = "--state-url" if flag else STATE_URL_ENV
+        raise UsageError(f"{what} {url!r}: expected postgresql://...")
+    return str(url)
+
+
+def _quoted(url: str) -> str:
+    import shlex
+
+    from emitter.state.postgres.db import redact
+
+    return shlex.quote(redact(url))
 
 
 def _state_dir(flag: str | None) -> Path | None:
@@ -114,7 +159,7 @@ def send_events(route: Route, settings: Settings, rule_id: str, events: Sequence
         opts["stream"] = None  # sys.stdout when writing, so a capture sees it
     sink = make_sink(route.sink, settings, **opts)
     try:
-        if route.state_dir is None:
+        if route.state_dir is None and route.state_url is None:
             from emitter.delivery.retry import deliver
 
             results = [deliver(sink, event, policy, on_retry=on_retry) for event in events]
@@ -126,12 +171,10 @@ def send_events(route: Route, settings: Settings, rule_id: str, events: Sequence
 
 def _send_queued(route: Route, sink: Any, rule_id: str, events: Sequence[Encoded],
                  policy: RetryPolicy, announce: Announce, on_retry: RetryHook | None) -> int:
-    from emitter.delivery.outbox import Outbox
     from emitter.delivery.queued import deliver_via_outbox
 
-    assert route.state_dir is not None
     done: list[QueuedDelivery] = []
-    with Outbox.in_dir(route.state_dir) as outbox:
+    with _outbox(route) as outbox:
         try:
             for event in events:
                 done.append(deliver_via_outbox(outbox, sink, rule_id, event, policy,
@@ -139,6 +182,25 @@ def _send_queued(route: Route, sink: Any, rule_id: str, events: Sequence[Encoded
         finally:
             code = _report_queued(done, route.where, announce)
     return code
+
+
+@contextlib.contextmanager
+def _outbox(route: Route) -> Iterator[Any]:
+    """The local outbox in the state directory, or the shared backend's."""
+    if route.state_url is not None:
+        from emitter.delivery.backend import open_postgres
+
+        backend = open_postgres(route.state_url)
+        try:
+            yield backend.outbox
+        finally:
+            backend.close()
+        return
+    from emitter.delivery.outbox import Outbox
+
+    assert route.state_dir is not None
+    with Outbox.in_dir(route.state_dir) as outbox:
+        yield outbox
 
 
 def _refused(result: DeliveryResult) -> str:
