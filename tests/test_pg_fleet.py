@@ -289,3 +289,58 @@ def test_a_delivery_sent_to_two_replicas_at_once_makes_one_event(
     assert {code for _, code, _ in answers} == {202}
     assert sorted(b.get("accepted", 0) for _, _, b in answers) == [0] * 30 + [1] * 30
     assert Counter(e["title"] for e in intake.events) == {f"push {n}": 1 for n in range(30)}
+
+
+# A real failure at COMMIT: a deferred constraint trigger on the state table refuses a file
+# position while `refuse_commit` has a row, so the transaction fails after every statement in it
+# (the outbox rows too, when they share it) succeeded.
+_FAIL_AT_COMMIT = """
+CREATE TABLE refuse_commit (why TEXT);
+CREATE FUNCTION refuse_position() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.namespace = 'file' AND EXISTS (SELECT 1 FROM refuse_commit) THEN
+    RAISE EXCEPTION 'injected failure at commit';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_position AFTER INSERT OR UPDATE ON kv
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_position();
+"""
+
+
+def test_a_failed_commit_of_a_file_position_cannot_fire_twice(
+        tmp_path: Path, intake: FakeIntake, daemons: list[Daemon], pg_cluster: Any) -> None:
+    import psycopg
+
+    log_file = tmp_path / "app.log"
+    log_file.write_text("start\n")
+    rules_file(tmp_path, f"""\
+  - id: boom
+    trigger: {{type: file, path: {log_file}, match: 'boom (?P<n>[0-9]+)'}}
+    event: {{title: "boom {{{{ n }}}}", text: x}}
+""")
+    url = pg_cluster.new_database()
+    with opened(url):
+        pass  # migrated
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(_FAIL_AT_COMMIT)
+    first = replica(daemons, tmp_path, intake, url, name="r0")
+    first.started()
+    with psycopg.connect(url, autocommit=True) as conn:
+        wait_until(lambda: conn.execute("SELECT count(*) FROM kv WHERE namespace = 'file'"
+                                        ).fetchone() == (1,), 30, "the start position saved")
+        conn.execute("INSERT INTO refuse_commit VALUES ('test')")
+        with log_file.open("a") as fh:
+            fh.write("boom 1\n")
+        wait_until(lambda: "injected failure at commit" in "\n".join(first.raw), 30,
+                   "the refused commit")
+        time.sleep(2)  # an event that escaped the rolled-back batch would be delivered now
+        assert intake.events == []
+        assert first.stop() == 0
+        conn.execute("DELETE FROM refuse_commit")
+    second = replica(daemons, tmp_path, intake, url, name="r1")
+    second.started()  # from the last committed position: before "boom 1"
+    wait_until(lambda: intake.events, 30, "the event")
+    time.sleep(2)
+    assert second.stop() == 0
+    assert [e["title"] for e in intake.events] == ["boom 1"]

@@ -18,7 +18,8 @@ Rules on the same file (and the same `from_beginning`) share one reader and one
 - A path that is not a regular file (a FIFO, /dev/zero, a directory) is refused: reported
   through `on_error` for its rules and tried again with back-off; other files keep going.
 - Position (inode, offset, line number) is saved only after `dispatch` returned for the
-  firings of the lines before it; on a dispatch error the file waits (with back-off) and the
+  firings of the lines before it (on the shared backend in the same transaction as their
+  events, so a failed commit undoes both and the lines are read again); on a dispatch error the file waits (with back-off) and the
   same lines are tried again, so a restart neither re-fires nor misses lines.
 
 Variables: see emitter.triggers.kinds.file (the regex's named groups, then `line`, `path`,
@@ -270,21 +271,34 @@ class FileTailRunner(RunnerBase):
         assert tail.matcher is not None and tail.pos is not None
         hits = tail.matcher.scan(lines, tail.pos.line + 1)
         base_offset, base_line = tail.pos.offset, tail.pos.line
-        for i in range(0, len(hits), BATCH):
-            batch = hits[i : i + BATCH]
-            self._dispatch([self._firing(tail, h) for h in batch])
-            self.counted(len(batch))
-            last = batch[-1]
-            if i + BATCH < len(hits):  # more batches follow: save the place reached so far
-                tail.pos.offset = base_offset + min(last.end, consumed)
-                tail.pos.line = last.line_number
-                self._save(tail)
-        tail.pos.offset = base_offset + consumed
-        tail.pos.line = base_line + lines.count(b"\n", 0, consumed)
+        end_line = base_line + lines.count(b"\n", 0, consumed)
         if consumed < len(lines):
-            tail.pos.line += 1  # the forced line of an endless line or a rotation's last line
-        self._save(tail)
+            end_line += 1  # the forced line of an endless line or a rotation's last line
+        for i in range(0, len(hits) or 1, BATCH):
+            batch = hits[i : i + BATCH]
+            if i + BATCH < len(hits):  # more batches follow: save the place reached so far
+                place = (base_offset + min(batch[-1].end, consumed), batch[-1].line_number)
+            else:
+                place = (base_offset + consumed, end_line)
+            self._commit(tail, [self._firing(tail, h) for h in batch], *place)
+            self.counted(len(batch))
         return len(hits)
+
+    def _commit(self, tail: _Tail, firings: list[Firing], offset: int, line: int) -> None:
+        """Dispatch `firings` and save the position past them: one transaction on the shared
+        backend, so a failed commit leaves both undone (and the place in memory unmoved)."""
+        assert tail.pos is not None
+        before = (tail.pos.offset, tail.pos.line)
+        try:
+            with self._store.batch():
+                if firings:
+                    self._dispatch(firings)
+                tail.pos.offset, tail.pos.line = offset, line
+                self._save(tail)
+        except BaseException:
+            if self._store.shared:  # rolled back with the events: read those lines again
+                tail.pos.offset, tail.pos.line = before
+            raise
 
     def _firing(self, tail: _Tail, hit: LineHit) -> Firing:
         variables = line_variables(hit.groups, hit.line, tail.path, hit.line_number)
