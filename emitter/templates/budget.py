@@ -3,10 +3,11 @@ bounds checked cooperatively from the sandbox's hooks, since a Python thread can
 from outside. Exceeding either raises BudgetExceeded, a typed error of that one firing.
 
 Only repetition can make a render slow (a template's own length bounds everything else), so the
-deadline is checked where repetition happens: every call (macros recursing, functions) and
-every loop step (`for` iterates through `iterate`). The `allow_*` size checks run *before* an
+deadline is checked where repetition happens: every call (macros recursing, functions), and
+every loop as it starts and each _LOOP_TICK steps (`for` iterates through `iterate`). The `allow_*` size checks run *before* an
 operation builds a string or list, so a hostile template never gets to allocate what it asked
-for. Both read a per-thread meter, which costs a little; a template whose parse tree holds
+for. Both read the thread's current meter (one attribute: a render's, else an endless one),
+which costs a little; a template whose parse tree holds
 nothing that can grow (names, constants, comparisons, conditions) renders unmetered.
 """
 
@@ -16,6 +17,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from string import Formatter
 from time import monotonic
 from typing import Any
@@ -36,58 +38,69 @@ class Meter:
     """One thread's render budget being spent: its deadline, and what it may still build.
     Each thread keeps one, reused from render to render (a render starts often: cheaply)."""
 
-    __slots__ = ("active", "budget", "deadline", "left")
+    __slots__ = ("budget", "deadline", "left", "size")
 
-    def __init__(self, budget: Budget = DEFAULT) -> None:
-        self.active = False
+    def __init__(self, budget: Budget = DEFAULT, *, metered: bool = True) -> None:
         self.budget = budget
+        self.size = budget.size  # read on every check: one attribute, not two
+        # Outside a render nothing is counted and no clock is read: an endless deadline and
+        # an endless total (subtracting from infinity leaves infinity).
         self.deadline = float("inf")
-        self.left = budget.total
+        self.left: float = budget.total if metered else float("inf")
 
     def over_time(self) -> BudgetExceeded:
         return BudgetExceeded(f"the template ran over its time budget of "
                               f"{self.budget.time * 1000:g} ms (raise it with budget.time)")
 
+    def over_size(self, size: int, what: str) -> BudgetExceeded:
+        return BudgetExceeded(f"{what} would build {size} characters or items, over the "
+                              f"size budget of {self.budget.size} (raise it with budget.size)")
+
+    def over_total(self) -> BudgetExceeded:
+        return BudgetExceeded(f"the template built more than {self.budget.total} "
+                              "characters in all, over its size budget")
+
     def charge(self, size: int, what: str) -> None:
         """Refuse before building a value of `size` characters or items."""
-        if size > self.budget.size:
-            raise BudgetExceeded(f"{what} would build {size} characters or items, over the "
-                                 f"size budget of {self.budget.size} (raise it with "
-                                 "budget.size)")
-        if self.active:
-            self.left -= size
-            if self.left < 0:
-                raise BudgetExceeded(f"the template built more than {self.budget.total} "
-                                     "characters in all, over its size budget")
+        if size > self.size:
+            raise self.over_size(size, what)
+        self.left -= size
+        if self.left < 0:
+            raise self.over_total()
 
 
 # Outside any render (a direct call of the environment): the default bounds, no clock.
-_UNMETERED = Meter()
-_state = threading.local()
+_UNMETERED = Meter(metered=False)
 
 
-def _mine() -> Meter:
-    try:
-        meter: Meter = _state.meter
-    except AttributeError:
-        meter = _state.meter = Meter()
-    return meter
+class _Local(threading.local):
+    """Per thread: its own meter, and the one the hooks charge (the own one while a render
+    runs, else _UNMETERED). The hooks read `current` once: no lookup, no `active` flag."""
+
+    def __init__(self) -> None:
+        self.own = Meter()
+        self.current = _UNMETERED
+
+
+_local = _Local()
 
 
 def start(budget: Budget) -> Meter | None:
     """Start metering this thread's render; None when a render is already metered (the outer
     meter, e.g. one for a whole firing, goes on counting)."""
-    meter = _mine()
-    if meter.active:
+    local = _local
+    if local.current is not _UNMETERED:
         return None
-    meter.active, meter.budget = True, budget
+    meter = local.own
+    meter.budget, meter.size = budget, budget.size
     meter.deadline, meter.left = monotonic() + budget.time, budget.size * TOTAL_FACTOR
+    local.current = meter
     return meter
 
 
 def stop(meter: Meter | None) -> None:
     if meter is not None:
-        meter.active = False
+        _local.current = _UNMETERED
 
 
 @contextmanager
@@ -101,30 +114,64 @@ def metered(budget: Budget) -> Iterator[Meter]:
 
 
 def current() -> Meter:
-    meter = _mine()
-    return meter if meter.active else _UNMETERED
+    return _local.current
 
 
 def spent() -> bool:
     """Whether this thread's render has run past its deadline or built more than its total
     (False outside a render): nothing more it renders can succeed."""
-    meter = _mine()
-    return meter.active and (meter.left < 0 or monotonic() > meter.deadline)
+    meter = _local.current
+    return meter.left < 0 or monotonic() > meter.deadline
 
 
 def tick() -> None:
-    meter = _mine()
-    if meter.active and monotonic() > meter.deadline:
+    meter = _local.current
+    if monotonic() > meter.deadline:
         raise meter.over_time()
 
 
-def iterate(items: Iterable[Any]) -> Iterator[Any]:
-    """A `for` loop's items, checking the deadline as it goes (nested loops stop)."""
-    meter = current()
-    for count, item in enumerate(items):
-        if not count % _LOOP_TICK and monotonic() > meter.deadline:
+_SIZED = (list, tuple, range, dict, str)
+
+
+def iterate(items: Iterable[Any]) -> Iterable[Any]:
+    """A `for` loop's items, the deadline checked as it starts and every _LOOP_TICK steps
+    (nested loops stop). A list, tuple, range, dict or string of at most _LOOP_TICK items is
+    handed back as it is: the start was its check, so its steps cost nothing extra."""
+    meter = _local.current
+    if monotonic() > meter.deadline:
+        raise meter.over_time()
+    if type(items) in _SIZED and len(items) <= _LOOP_TICK:  # type: ignore[arg-type]
+        return items
+    return _ticking(iter(items), meter)
+
+
+def _ticking(source: Iterator[Any], meter: Meter) -> Iterator[Any]:
+    # _LOOP_TICK items at a time, so a step costs no Python-level bookkeeping; they are
+    # values a template already holds (Jinja's iterables have no side effects).
+    deadline = meter.deadline
+    while True:
+        chunk = list(islice(source, _LOOP_TICK))
+        yield from chunk
+        if len(chunk) < _LOOP_TICK:
+            return
+        if monotonic() > deadline:
             raise meter.over_time()
-        yield item
+
+
+def concat(parts: Iterable[Any]) -> str:
+    """`a ~ b ~ c`: every part as text, joined, then the size checked. Checking after is
+    enough: each part is a value already checked, so one join at most adds them up (a loop
+    doubling a string stops at the first join over the budget). The check is written out
+    here: `~` is the commonest hook."""
+    text = "".join(map(str, parts))
+    meter = _local.current
+    size = len(text)
+    if size > meter.size:
+        raise meter.over_size(size, "'~'")
+    meter.left -= size
+    if meter.left < 0:
+        raise meter.over_total()
+    return text
 
 
 def _sized(value: Any) -> bool:
@@ -199,4 +246,10 @@ def allow_format(fmt: str, args: Any, kwargs: Any) -> None:
 
 
 def allow_text(size: int, what: str) -> None:
-    current().charge(size, what)
+    """Before building `size` characters as `what` (the hot hook: `~`, filters, methods)."""
+    meter = _local.current
+    if size > meter.size:
+        raise meter.over_size(size, what)
+    meter.left -= size
+    if meter.left < 0:
+        raise meter.over_total()

@@ -108,7 +108,8 @@ class Evaluated:
                 budget.allow_text(len(text), "the rendered text")
             return text
         finally:
-            budget.stop(meter)
+            if meter is not None:  # None: inside a firing's meter, which goes on
+                budget.stop(meter)
 
     def failing_line(self, scope: dict[str, Any]) -> int:
         """The template line whose expression fails with `scope` (after render raised)."""
@@ -141,7 +142,8 @@ class JinjaTemplate:
                 budget.allow_text(len(text), "the rendered text")
             return text
         finally:
-            budget.stop(meter)
+            if meter is not None:  # None: inside a firing's meter, which goes on
+                budget.stop(meter)
 
     def template_line(self, tb: TracebackType | None) -> int:
         """The template's own line number of the innermost template frame in `tb` (1-based)."""
@@ -171,7 +173,8 @@ class Expression:
         try:
             return self.evaluate(scope)
         finally:
-            budget.stop(meter)
+            if meter is not None:  # None: inside a firing's meter, which goes on
+                budget.stop(meter)
 
 
 CompiledTemplate: TypeAlias = Constant | Substitution | Evaluated | JinjaTemplate
@@ -188,6 +191,9 @@ class CompiledRule:
     foreach: Expression | None = None
     throttle_key: CompiledTemplate | None = None
     info: Mapping[str, str] | None = None  # `rule` in the template context: id, description
+    # Whether a firing renders two or more metered forms (then render() runs them all under
+    # one meter of the rule's budget; with one, that form's own meter is the firing's).
+    shared_meter: bool = True
 
     @property
     def id(self) -> str:
@@ -348,7 +354,19 @@ def compile_rule(rule: Rule) -> tuple[CompiledRule | None, list[Problem]]:
     if problems:
         return None, problems
     info = {"id": rule.id, "description": rule.description}
-    return CompiledRule(rule, tuple(fields), when, foreach, key, info), problems
+    shared = _shared_meter(fields, when, foreach)
+    return CompiledRule(rule, tuple(fields), when, foreach, key, info, shared), problems
+
+
+def _shared_meter(fields: list[tuple[str, CompiledField]], when: Expression | None,
+                  foreach: Expression | None) -> bool:
+    def metered(form: object) -> bool:
+        return isinstance(form, JinjaTemplate) or bool(getattr(form, "metered", False))
+
+    per_item = sum(metered(f) for _, value in fields
+                   for f in (value if isinstance(value, tuple) else (value,)))
+    once = metered(when) + metered(foreach)
+    return per_item + once >= 2 or (foreach is not None and per_item >= 1)
 
 
 def compile_rules(rules: Sequence[Rule]) -> tuple[tuple[CompiledRule, ...], list[Problem]]:

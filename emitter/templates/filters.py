@@ -1,10 +1,10 @@
 """Jinja's filters that pad, repeat or splice text, each checked against the render's size
 budget before it builds anything; and the two helpers the compiler puts into templates:
-`for` loops iterate through `budget.iterate`, `~` joins through `concat`."""
+`for` loops iterate through `budget.iterate`, `~` joins through `budget.concat`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from functools import wraps
 from typing import Any
 
@@ -77,15 +77,6 @@ def _format(original: Callable[..., Any]) -> Any:
     return checked
 
 
-def concat(parts: Iterable[Any]) -> str:
-    """`a ~ b ~ c`: every part as text, joined, then the size checked. Checking after is
-    enough: each part is a value already checked, so one join at most adds them up (a loop
-    doubling a string stops at the first join over the budget)."""
-    text = "".join(map(str, parts))
-    budget.allow_text(len(text), "'~'")
-    return text
-
-
 _SIZERS: dict[str, tuple[Sizer, int]] = {
     "center": (_center, 0), "indent": (_indent, 0), "join": (_join, 1),
     "replace": (_replace, 1), "wordwrap": (_wordwrap, 1),
@@ -98,4 +89,4 @@ def guard(filters: MutableMapping[str, Any]) -> None:
         filters[name] = _checked(name, filters[name], sizer, lead)
     filters["format"] = _format(filters["format"])
     filters[LOOP_FILTER] = budget.iterate
-    filters[CONCAT_FILTER] = concat
+    filters[CONCAT_FILTER] = budget.concat

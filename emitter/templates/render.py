@@ -278,9 +278,15 @@ def render(compiled: CompiledRule, variables: Mapping[str, Any],
 
     The whole firing (`when`, `foreach`, every field of every item) runs under one meter of the
     rule's budget: each template's own meter finds it running and spends from it, so a rule
-    with N templates cannot take N times its time budget."""
-    with budget.metered(compiled.rule.budget):
+    with N templates cannot take N times its time budget. (A rule with at most one metered
+    template needs no meter of its own: that template's is the firing's.)"""
+    if not compiled.shared_meter:
         return _render(compiled, variables, ctx)
+    meter = budget.start(compiled.rule.budget)  # not `with metered()`: 2 us a firing
+    try:
+        return _render(compiled, variables, ctx)
+    finally:
+        budget.stop(meter)
 
 
 def _render(compiled: CompiledRule, variables: Mapping[str, Any],

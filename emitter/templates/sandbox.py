@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from types import BuiltinMethodType
+from types import BuiltinMethodType, MethodType
 from typing import Any
 
 import jinja2
@@ -15,6 +15,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from emitter.templates import budget
 from emitter.templates.filters import guard
 
+_METHODS = (MethodType, BuiltinMethodType)
+_FORMAT_METHODS = ("format", "format_map")
 MAX_JSON_INDENT = 16  # each nesting level repeats the indent: a large one multiplies the text
 
 
@@ -86,10 +88,14 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call(__context, __self._checked(__obj), *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Any:
+        # Every attribute a template reads comes here (`loop.last` too): most are no method.
+        if not isinstance(value, _METHODS) or value.__name__ not in _FORMAT_METHODS:
+            return None
         wrapped = super().wrap_str_format(value)
         if wrapped is None:
             return None
-        text, mapping = value.__self__, value.__name__ == "format_map"
+        text = str(value.__self__)  # a str (only str methods are wrapped): the same object
+        mapping = value.__name__ == "format_map"
 
         def formatted(*args: Any, **kwargs: Any) -> Any:
             if mapping and len(args) == 1 and isinstance(args[0], Mapping):
