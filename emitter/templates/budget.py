@@ -4,10 +4,10 @@ from outside. Exceeding either raises BudgetExceeded, a typed error of that one 
 
 Only repetition can make a render slow (a template's own length bounds everything else), so the
 deadline is checked where repetition happens: every call (macros recursing, functions), and
-every loop as it starts and each _LOOP_TICK steps (`for` iterates through `iterate`). The `allow_*` size checks run *before* an
-operation builds a string or list, so a hostile template never gets to allocate what it asked
-for. Both read the thread's current meter (one attribute: a render's, else an endless one),
-which costs a little; a template whose parse tree holds
+every loop as it starts and each _LOOP_TICK steps (`for` iterates through `iterate`). The
+`allow_*` size checks run *before* an operation builds a string or list, so a hostile template
+never gets to allocate what it asked for. Both read the thread's current meter (one attribute:
+a render's, else an endless one), which costs a little; a template whose parse tree holds
 nothing that can grow (names, constants, comparisons, conditions) renders unmetered.
 """
 
