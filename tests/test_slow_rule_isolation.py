@@ -30,7 +30,8 @@ SLOW_RULE = """\
       payload: {type: object, example: {steps: 1}}
     event:
       title: slow
-      text: "{% for i in range(payload.steps) %}{% for j in range(1000) %}{% endfor %}{% endfor %}done"
+      text: >-
+        {% for i in range(payload.steps) %}{% for j in range(1000) %}{% endfor %}{% endfor %}done
 """
 SECRET = "slow-rule-hook-secret-for-tests"
 REQUESTS = 40
