@@ -12,10 +12,11 @@ run whose state differs from the previous run's (output changes do not count: a 
 text often carries timestamps). Before any run is known the previous state is taken as
 "ok", so a first run fires under `on: change` only when it fails. The last state is saved
 in the StateStore after dispatch returned, so a restart does not fire again for a state
-already reported; if dispatch fails the state is not saved and the next run fires. On the
-shared backend an `on: change` check runs on one replica at a time: each run first takes or
-renews the store's lease for the rule (a replica that stops renewing loses it after a slot and
-its timeout, and another takes over); on one node the lease is always held.
+already reported (on the shared backend in the same transaction as the event); if dispatch
+fails the state is not saved and the next run fires. On the shared backend an `on: change`
+check runs on one replica at a time: each run first takes or renews the store's lease for the
+rule (a replica that stops renewing loses it after a slot and its timeout, and another takes
+over); on one node the lease is always held.
 
 Runs start at start() and then every `every` seconds from that start (no drift); a run that
 overruns its slot skips the slots it covered. A command that cannot be started (not found,
@@ -168,25 +169,25 @@ class CommandRunner(RunnerBase):
                                  f"{exc.strerror or exc}; retrying next interval")
             return None
         try:
-            self._judge(rule, trig, result)
-        except EmitterError as exc:  # state not saved: the next run decides again
+            if self._judge(rule, trig, result):
+                self.counted(1)
+        except Exception as exc:  # noqa: BLE001 - state not saved: the next run fires
             self.report(rule.id, f"command result not accepted: {exc}")
         return result
 
-    def _judge(self, rule: Rule, trig: CommandTrigger, result: RunResult) -> None:
-        """Fire if `on` says so, then save the state (not when dispatch refused)."""
-        saved = self._store.get(_NS, rule.id)
-        previous = saved["state"] if saved else "ok"
-        if fires(trig.on, result.state, previous):
-            variables = result_variables(trig.command, result, previous)
-            try:
+    def _judge(self, rule: Rule, trig: CommandTrigger, result: RunResult) -> bool:
+        """Fire if `on` says so and save the state: one transaction on the shared backend;
+        nothing saved when dispatch refuses. True when it fired."""
+        with self._store.batch():
+            saved = self._store.get(_NS, rule.id)
+            previous = saved["state"] if saved else "ok"
+            fired = fires(trig.on, result.state, previous)
+            if fired:
+                variables = result_variables(trig.command, result, previous)
                 self._dispatch([Firing(rule.id, "command", variables, time.time())])
-                self.counted(1)
-            except Exception as exc:  # noqa: BLE001 - state not saved: the next run fires
-                self.report(rule.id, f"command result not accepted: {exc}")
-                return
-        self._store.put(_NS, rule.id, {"state": result.state, "exit_code": result.exit_code,
-                                       "at": time.time()})
+            self._store.put(_NS, rule.id, {"state": result.state,
+                                           "exit_code": result.exit_code, "at": time.time()})
+        return fired
 
     def _leased(self, rule: Rule, trig: CommandTrigger) -> bool:
         """Whether this replica holds (took or renewed) the rule's lease for the next slot."""

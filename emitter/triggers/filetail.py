@@ -19,8 +19,9 @@ Rules on the same file (and the same `from_beginning`) share one reader and one
   through `on_error` for its rules and tried again with back-off; other files keep going.
 - Position (inode, offset, line number) is saved only after `dispatch` returned for the
   firings of the lines before it (on the shared backend in the same transaction as their
-  events, so a failed commit undoes both and the lines are read again); on a dispatch error the file waits (with back-off) and the
-  same lines are tried again, so a restart neither re-fires nor misses lines.
+  events, so a failed commit undoes both and the lines are read again); on a dispatch error
+  the file waits (with back-off) and the same lines are tried again, so a restart neither
+  re-fires nor misses lines.
 
 Variables: see emitter.triggers.kinds.file (the regex's named groups, then `line`, `path`,
 `line_number`).

@@ -193,8 +193,10 @@ class WebhookServer(RunnerBase):
                                   **{"Retry-After": "1"})
         firings = [Firing(r.rule_id, "webhook", variables, now) for r in fresh]
         try:
-            if firings:
-                self._dispatch(firings)
+            with self._deliveries.batch():  # the ids commit with the events (shared backend)
+                if firings:
+                    self._dispatch(firings)
+                self._deliveries.remember(claims, now)
         except OutboxFullError:
             self._deliveries.release(claims)
             return error_response(503, "outbox full, try again later",
@@ -203,7 +205,6 @@ class WebhookServer(RunnerBase):
             self._deliveries.release(claims)
             self.report(None, f"webhook {req.path}: not accepted: {type(exc).__name__}: {exc}")
             return error_response(500, "could not accept the request")
-        self._deliveries.remember(claims, now)
         self.counted(len(firings))
         answer: dict[str, int] = {"accepted": len(firings)}
         if duplicates:

@@ -12,6 +12,7 @@ that remembers the id, or on refusal. On one node the marker is this process's m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -79,6 +80,13 @@ class Deliveries:
             self.release([key])
             return "seen"
         return "new"
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One transaction for a dispatch and its `remember` on the shared backend."""
+        if self._shared:
+            assert self._store is not None
+            return self._store.batch()
+        return contextlib.nullcontext()
 
     def remember(self, claims: Iterable[Claim], now: float | None = None) -> None:
         """The claimed deliveries' events are durable: keep their ids until they expire."""
