@@ -74,7 +74,16 @@ def _options(args: argparse.Namespace) -> ReplayOptions:
     if year is None and since is not None:
         year = datetime.fromtimestamp(since, timezone.utc).year
     return ReplayOptions(since=since, until=_time(args.until, "--until"),
-                         default_year=year, default_tz=tz)
+                         default_year=year, default_tz=tz, state_url=_state_url(args))
+
+
+def _state_url(args: argparse.Namespace) -> str | None:
+    from emitter.delivery.backend import choose_state_url, is_url
+
+    url = choose_state_url(args.state_url, os.environ)
+    if url and not is_url(url):
+        raise UsageError(f"--state-url {url!r}: expected postgresql://...")
+    return url
 
 
 def summary_lines(counts: Mapping[str, Mapping[str, int]]) -> list[str]:
@@ -145,6 +154,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--year", type=int, default=None,
                         help="year for syslog times, which have none (default: --since's "
                         "year, else the current year)")
+    parser.add_argument("--state-url", metavar="URL",
+                        help="run the throttle on the shared backend's engine (PostgreSQL, "
+                        "as `emitter run --state-url` does) in a transaction of private "
+                        "tables rolled back at the end: nothing is kept or seen by the "
+                        "fleet (default: $EMITTER_STATE_URL; neither: in memory)")
     parser.add_argument("--timezone", default="UTC",
                         help="zone of log times written without one (default: UTC)")
     parser.set_defaults(run=run)

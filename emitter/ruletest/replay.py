@@ -3,11 +3,12 @@ payloads through `webhook` rules, with nothing sent and no state kept.
 
 Lines are matched with the file trigger's own `LineMatcher` (one pass for every rule, as the
 daemon reads a file once) and each hit goes through the daemon's `Pipeline` with an
-in-memory outbox and throttle store. The clock is the log's own: when a rule's regex names a
-`ts` or `timestamp` group, that line's time (see emitter.ruletest.logtime for the formats)
-drives `now`, `date_happened` and the throttle windows. Lines without a usable time take the
-last time seen (the replay's start time before any). Windows still open when the log ends
-are closed, so `summary` throttles report what they folded.
+in-memory outbox and throttle store (or, with `state_url`, the shared backend's throttle on
+private temporary tables: emitter.ruletest.scratch). The clock is the log's own: when a
+rule's regex names a `ts` or `timestamp` group, that line's time (see emitter.ruletest.logtime
+for the formats) drives `now`, `date_happened` and the throttle windows. Lines without a
+usable time take the last time seen (the replay's start time before any). Windows still open
+when the log ends are closed, so `summary` throttles report what they folded.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from typing import Any, BinaryIO
 
 from emitter.counters import Metrics
 from emitter.delivery.pipeline import Pipeline, RuleSet, context_factory
-from emitter.delivery.throttle import Throttler
 from emitter.firing import Firing
 from emitter.problems import Location, Problem
 from emitter.rules.jsonvalue import parse_json
 from emitter.rules.model import FileTrigger, WebhookTrigger
 from emitter.ruletest.logtime import TIMESTAMP_GROUPS, parse_log_time
 from emitter.ruletest.runner import MemoryOutbox
-from emitter.state.store import StateStore
+from emitter.ruletest.scratch import open_scratch
 from emitter.templates.compiler import CompiledRule
 from emitter.triggers.kinds.file import line_variables
 from emitter.triggers.kinds.webhook import request_variables
@@ -54,6 +54,7 @@ class ReplayOptions:
     default_tz: tzinfo = timezone.utc  # for times written without a zone
     hostname: str = "replay"
     environ: Mapping[str, str] = field(default_factory=dict)
+    state_url: str | None = None  # throttle on PostgreSQL (nothing kept); None: in memory
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,14 @@ class _Replayer:
     def __init__(self, compiled: Sequence[CompiledRule], options: ReplayOptions) -> None:
         self.options = options
         self.clock_now = time.time()
-        self.store = StateStore(":memory:")
+        self.scratch = open_scratch(options.state_url)
+        self.store = self.scratch.store
         self.outbox = MemoryOutbox()
         self.metrics = Metrics()
         self.pipeline = Pipeline(
             RuleSet.of(list(compiled)), self.outbox, metrics=self.metrics,
             context=context_factory(options.hostname, (), options.environ),
-            throttler=Throttler(self.store, lambda: self.clock_now), store=self.store)
+            throttler=self.scratch.throttler(lambda: self.clock_now), store=self.store)
         self.rule_ids = [c.id for c in compiled]
         self.rules = {c.id: c.rule for c in compiled}
         self.extra: dict[str, dict[str, int]] = {r: {} for r in self.rule_ids}
@@ -108,7 +110,7 @@ class _Replayer:
     def finish(self) -> ReplayResult:
         if self.last_end is not None:
             self.pipeline.flush_summaries(self.last_end + self.longest_window + 1)
-        self.store.close()
+        self.scratch.close()
         events = tuple((rule_id, json.loads(body)) for rule_id, body in self.outbox.items)
         counts: dict[str, dict[str, int]] = {}
         for rule_id in self.rule_ids:
