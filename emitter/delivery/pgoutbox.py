@@ -21,6 +21,11 @@ DEFAULT_MAX_EVENTS = 1_000_000  # the SQLite outbox's bounds (emitter.delivery.o
 DEFAULT_MAX_BYTES = 1024**3
 DEFAULT_DEADLINE = 24 * 3600.0
 _ERROR_CHARS = 2000
+# Within these of a bound, enqueues serialise on one advisory lock (see _check_room).
+_MARGIN_EVENTS = 1_000
+_MARGIN_BYTES = 1 << 20
+_BOUND_LOCK = 0x656D6974_626F756E  # "emitboun": one lock key for the outbox bound
+
 _COUNT = ("INSERT INTO counters VALUES (%s, pg_backend_pid() %% 16, %s) ON CONFLICT (name, slot)"
           " DO UPDATE SET value = counters.value + excluded.value")
 _RATE_LIMIT = "rate-limit"
@@ -92,9 +97,18 @@ class PgOutbox:
         return ids
 
     def _check_room(self, cur: Any, rows: Sequence[tuple[str, bytes]]) -> None:
-        cur.execute("SELECT sum(events), sum(bytes) FROM totals")
-        events, size = (int(v or 0) for v in cur.fetchone())
+        """Refuse the batch when it would pass the bounds. Far below them the check reads the
+        committed totals without a lock (replicas enqueue in parallel); within the margin of
+        a bound every batch takes one advisory lock and counts again, so batches near the
+        limit are decided one at a time and see each other's committed rows. The bound is
+        exact unless unlocked batches in flight at once hold more than the margin."""
         extra = sum(len(body) for _, body in rows)
+        events, size = self._totals(cur)
+        if (events + len(rows) + _MARGIN_EVENTS <= self.max_events
+                and size + extra + _MARGIN_BYTES <= self.max_bytes):
+            return
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_BOUND_LOCK,))
+        events, size = self._totals(cur)
         if events + len(rows) <= self.max_events and size + extra <= self.max_bytes:
             return
         with self.db.tx(own=True) as other:  # the refusal counts even when the batch rolls back
@@ -104,6 +118,12 @@ class PgOutbox:
             f"{self.max_events:,} events, {self.max_bytes:,} bytes): refused {len(rows)} new "
             "event(s); nothing already accepted was dropped. Let the senders catch up, or "
             "free room with `emitter outbox purge --dead`.")
+
+    @staticmethod
+    def _totals(cur: Any) -> tuple[int, int]:
+        cur.execute("SELECT sum(events), sum(bytes) FROM totals")
+        events, size = (int(v or 0) for v in cur.fetchone())
+        return events, size
 
     # ---- the senders' side --------------------------------------------------------------
 
