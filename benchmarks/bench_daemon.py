@@ -25,6 +25,7 @@ functions holding most samples.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -225,19 +226,49 @@ def daemon_row(intake: Intake, mode: str, level: str, n: int,
         d = Daemon(Path(tmp), mode, level, intake)
         spy = _spy(d.proc.pid, profile / f"{mode}-{level}.txt") if profile else None
         try:
-            intake.reset()
+            warm_up(d, mode, intake)
             started = time.time()
             OFFER[mode](d, n)
             if mode == "stdin":  # accepted = read and queued, not just in the pipe
-                _wait_queued(d, n)
+                _wait_queued(d, n + 1)  # and the warm-up line
             backlog = d.backlog()
-            st = intake.wait_count(n)
+            try:
+                st = intake.wait_count(n)
+            except SystemExit as exc:
+                raise SystemExit(f"{exc} ({mode} @{level}), queued - sent {d.backlog()}; "
+                                 "emitter run said:\n"
+                                 + (Path(tmp) / "stderr.log").read_text()[-3000:]) from None
         finally:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
             d.stop()
     return n / (st["last"] - started), backlog
+
+
+def warm_up(d: Daemon, mode: str, intake: Intake) -> None:
+    """One event end to end before timing: /healthz answers before the triggers start, and a
+    file trigger starts at the end of the file, so lines written before it would be skipped."""
+    intake.reset()
+    deadline = time.monotonic() + 60
+    while intake.stats()["count"] == 0:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no warm-up event through {mode}")
+        if mode == "file":
+            with d.log.open("ab") as fh:
+                fh.write(b"ERROR seq-999999 warm-up\n")
+        elif mode == "webhook":
+            with contextlib.suppress(OSError):  # not routed yet
+                urllib.request.urlopen(urllib.request.Request(
+                    f"http://127.0.0.1:{d.port}/hooks/bench", b'{"n": -1, "msg": "warm-up"}',
+                    {"Content-Type": "application/json"}), timeout=10).close()
+        elif d.proc.stdin is not None and intake.stats()["count"] == 0:
+            d.proc.stdin.write(b'{"n": -1, "msg": "warm-up"}\n')
+            d.proc.stdin.flush()
+            intake.wait_count(1)
+        time.sleep(0.2)
+    time.sleep(0.3)  # anything else still in flight lands before the reset
+    intake.reset()
 
 
 def _wait_queued(d: Daemon, n: int) -> None:
@@ -321,7 +352,7 @@ def report(runs: list[dict[str, float]], args: argparse.Namespace) -> None:
 def latency(intake: Intake, n: int, interval: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Daemon(Path(tmp), "file", "info", intake)
-        intake.reset()
+        warm_up(d, "file", intake)
         written: dict[int, float] = {}
         with d.log.open("ab", buffering=0) as fh:
             for i in range(n):
