@@ -97,3 +97,46 @@ def test_healthz_is_ok_when_every_thread_is_well(tmp_path: Path) -> None:
     finally:
         d.shutdown()
     assert (status, body["status"], body["failing"]) == (200, "ok", [])
+
+
+class SlowToStart(RunnerBase):
+    """A trigger whose start() waits until the test lets it go (a slow file open, say)."""
+
+    def __init__(self, on_error: OnError, gate: threading.Event) -> None:
+        super().__init__("slow", on_error)
+        self.gate = gate
+
+    def start(self) -> None:
+        assert self.gate.wait(30)
+        self._start_thread(self._stop.wait)
+
+
+def test_healthz_says_starting_until_every_trigger_has_started(tmp_path: Path) -> None:
+    """The ports answer before the triggers start; a probe must not route traffic yet."""
+    (tmp_path / "r.yaml").write_text(RULE)
+    gate = threading.Event()
+
+    def factory(kind: str, rules: Sequence[Any], dispatch: Dispatch,
+                on_error: OnError) -> TriggerRunner:
+        return SlowToStart(on_error, gate)
+
+    config = DaemonConfig(paths=(str(tmp_path / "r.yaml"),), sink="stdout",
+                          state_dir=str(tmp_path / "state"), metrics_addr="127.0.0.1:0")
+    d = Daemon(config, {"HOME": str(tmp_path)}, runner_factory=factory)
+    starter = threading.Thread(target=d.start)
+    starter.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not d.ports.addresses and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ((_, port),) = d.ports.addresses
+        status, body = healthz(port)
+        assert (status, body["status"]) == (503, "starting")
+        gate.set()
+        starter.join(20)
+        status, body = healthz(port)
+        assert (status, body["status"]) == (200, "ok")
+    finally:
+        gate.set()
+        starter.join(20)
+        d.shutdown()

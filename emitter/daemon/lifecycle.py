@@ -89,6 +89,7 @@ class Daemon:
         # systemd (Type=notify): nothing is sent unless NOTIFY_SOCKET is set.
         self.notifier = notifier or Notifier(environ)
         self._stop = threading.Event()
+        self._started = False  # every trigger unit started: /healthz says ok only then
         self._reload = threading.Event()
         self._watch = RuleWatch(config.paths)
         self._webhook_port = False
@@ -145,6 +146,7 @@ class Daemon:
         self._start_sender(self.state.outbox)
         self._open_ports(ruleset)
         self.units.apply(ruleset, self.pipeline)
+        self._started = True
         log.info("started", extra={"rules": len(ruleset.rules), "units": len(self.units),
                                    "state_dir": str(self.state_dir), "sink": self.config.sink})
         self.notifier.ready(self.status())
@@ -187,7 +189,8 @@ class Daemon:
         backend = self.state.backend if self.state else None
         return health_report(list(self.units.named()), self.sender, self.ports.dead(),
                              shared=bool(backend and backend.shared),
-                             database=backend.database_problem() if backend else None)
+                             database=backend.database_problem() if backend else None,
+                             starting=not self._started)
 
     def _make_runner(self, kind: str, rules: Sequence[Any], dispatch: Dispatch,
                      on_error: OnError) -> TriggerRunner:
