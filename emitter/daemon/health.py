@@ -17,8 +17,8 @@ from emitter.triggers.base import TriggerRunner
 def health_report(units: Iterable[tuple[str, TriggerRunner]], sender: Sender | None,
                   dead_listeners: Sequence[str] = (), *, shared: bool = False,
                   database: str | None = None, starting: bool = False) -> dict[str, Any]:
-    """{"status": "ok" | "starting" | "failing", "failing": [{"part", "error"}...], "firings": n}, plus
-    "database": "reachable" | "unreachable" on the `shared` backend, where `database` is
+    """{"status": "ok" | "starting" | "failing", "failing": [{"part", "error"}...],
+    "firings": n}, plus "database": "reachable" | "unreachable" on the `shared` backend, where `database` is
     None or why the database cannot be reached."""
     failing: list[dict[str, Any]] = []
     firings = 0
