@@ -18,8 +18,8 @@ def health_report(units: Iterable[tuple[str, TriggerRunner]], sender: Sender | N
                   dead_listeners: Sequence[str] = (), *, shared: bool = False,
                   database: str | None = None, starting: bool = False) -> dict[str, Any]:
     """{"status": "ok" | "starting" | "failing", "failing": [{"part", "error"}...],
-    "firings": n}, plus "database": "reachable" | "unreachable" on the `shared` backend, where `database` is
-    None or why the database cannot be reached."""
+    "firings": n}, plus "database": "reachable" | "unreachable" on the `shared` backend,
+    where `database` is None or why the database cannot be reached."""
     failing: list[dict[str, Any]] = []
     firings = 0
     for name, runner in units:
