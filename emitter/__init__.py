@@ -1,3 +1,3 @@
 """emitter: configuration-driven Datadog events (rules -> templates -> checked event -> sink)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
