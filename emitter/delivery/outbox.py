@@ -24,6 +24,7 @@ from emitter.delivery.outboxrows import (
     COUNTERS,
     ROW_COLUMNS,
     SCHEMA,
+    OutboxSignals,
     OutboxStatus,
     Row,
     Settlement,
@@ -45,7 +46,7 @@ T = TypeVar("T")
 __all__ = ["CLAIM_LEASE", "OUTBOX_FILE", "Outbox", "OutboxStatus", "Row", "Settlement"]
 
 
-class Outbox:
+class Outbox(OutboxSignals):
     """The outbox at `path` (created if missing). Thread-safe; see the module docstring."""
 
     def __init__(
@@ -201,34 +202,6 @@ class Outbox:
         if params:
             self._submit(op, durable=False)
             self._work.set()
-
-    def wait_for_work(self, timeout: float) -> bool:
-        """Block until an enqueue/retry in this process may have made work, or `timeout`."""
-        woke = self._work.wait(timeout)
-        self._work.clear()
-        return woke
-
-    def wake(self) -> None:
-        self._work.set()
-
-    def mark_delivered(self, event_id: int) -> None:
-        self.settle([Settlement(event_id, "delivered")], durable=True)
-
-    def mark_retry(
-        self,
-        event_id: int,
-        next_at: float,
-        status: int | None,
-        error: str,
-        *,
-        attempts: int | None = None,
-    ) -> None:
-        """Back to pending, due at `next_at`; `attempts` overrides the stored count."""
-        item = Settlement(event_id, "retry", next_at, status, error, attempts)
-        self.settle([item], durable=True)
-
-    def mark_dead(self, event_id: int, status: int | None, error: str) -> None:
-        self.settle([Settlement(event_id, "dead", 0.0, status, error)], durable=True)
 
     def settle(self, items: Sequence[Settlement], *, durable: bool = False) -> None:
         """Record many attempts' outcomes in one transaction: delivered rows are deleted,

@@ -3,6 +3,7 @@ record, and how a stored row becomes a `Row`. The behaviour lives in emitter.del
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,3 +108,34 @@ def row_of(values: Sequence[Any]) -> Row:
         deadline=float(values[9]),
         dead_at=None if values[10] is None else float(values[10]),
     )
+
+
+class OutboxSignals:
+    """What both outboxes (SQLite and the shared PostgreSQL one) give the senders on top of
+    their own `settle`: one-event shortcuts and the in-process wake-up for new work."""
+
+    _work: threading.Event
+
+    def settle(self, items: Sequence[Settlement], *, durable: bool = False) -> None:
+        raise NotImplementedError
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until an enqueue/retry in this process may have made work, or `timeout`."""
+        woke = self._work.wait(timeout)
+        self._work.clear()
+        return woke
+
+    def wake(self) -> None:
+        self._work.set()
+
+    def mark_delivered(self, event_id: int) -> None:
+        self.settle([Settlement(event_id, "delivered")], durable=True)
+
+    def mark_retry(self, event_id: int, next_at: float, status: int | None, error: str, *,
+                   attempts: int | None = None) -> None:
+        """Back to pending, due at `next_at`; `attempts` overrides the stored count."""
+        self.settle([Settlement(event_id, "retry", next_at, status, error, attempts)],
+                    durable=True)
+
+    def mark_dead(self, event_id: int, status: int | None, error: str) -> None:
+        self.settle([Settlement(event_id, "dead", 0.0, status, error)], durable=True)

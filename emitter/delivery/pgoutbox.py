@@ -12,7 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emitter.delivery.outboxrows import COUNTERS, ROW_COLUMNS, OutboxStatus, Row, Settlement, row_of
+from emitter.delivery.outboxrows import (
+    COUNTERS,
+    ROW_COLUMNS,
+    OutboxSignals,
+    OutboxStatus,
+    Row,
+    Settlement,
+    row_of,
+)
 from emitter.errors import OutboxFullError
 from emitter.state.postgres.db import Database
 
@@ -43,7 +51,7 @@ class ReplicaLeases:
     inflight: int  # events it holds a lease on
 
 
-class PgOutbox:
+class PgOutbox(OutboxSignals):
     """See the module docstring. Thread-safe; writes join the calling thread's batch."""
 
     shared = True  # several senders may work on it at once (no sender lock)
@@ -164,24 +172,6 @@ class PgOutbox:
                 " greatest(attempts - 1, 0), claimed_by = NULL WHERE id = %s AND state ="
                 " 'inflight' AND claimed_by = %s", params)
         self._work.set()
-
-    def wait_for_work(self, timeout: float) -> bool:
-        woke = self._work.wait(timeout)
-        self._work.clear()
-        return woke
-
-    def wake(self) -> None:
-        self._work.set()
-
-    def mark_delivered(self, event_id: int) -> None:
-        self.settle([Settlement(event_id, "delivered")], durable=True)
-
-    def mark_retry(self, event_id: int, next_at: float, status: int | None, error: str, *,
-                   attempts: int | None = None) -> None:
-        self.settle([Settlement(event_id, "retry", next_at, status, error, attempts)])
-
-    def mark_dead(self, event_id: int, status: int | None, error: str) -> None:
-        self.settle([Settlement(event_id, "dead", 0.0, status, error)])
 
     def settle(self, items: Sequence[Settlement], *, durable: bool = False) -> None:
         """Record attempts' outcomes in one transaction. A retry or dead letter is recorded
