@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import emitter
+from tests.wheel import build_wheel
 
 REPO = Path(__file__).resolve().parent.parent
 DIST = "dd-event-emitter"
@@ -58,25 +58,6 @@ def _installed_works(env: dict[str, str], tmp_path: Path, source: str) -> None:
     assert valid.stdout.startswith("ok: no problems"), valid.stdout
 
 
-def _build_wheel(tmp_path: Path) -> Path:
-    # Built from a copy so the test never writes into the checkout; hatchling from the test
-    # extras (--no-build-isolation), as the packaging test builds it.
-    source = tmp_path / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("emitter", "schemas", "rules"):
-        shutil.copytree(REPO / folder, source / folder, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-w", str(wheels), str(source)],
-        check=True, cwd=tmp_path, timeout=300,
-    )
-    (wheel,) = wheels.glob("dd_event_emitter-*.whl")
-    return wheel
-
-
 @pytest.mark.slow
 def test_pipx_installs_from_a_checkout_and_from_a_wheel(tmp_path: Path) -> None:
     env = _pipx_env(tmp_path)
@@ -88,6 +69,6 @@ def test_pipx_installs_from_a_checkout_and_from_a_wheel(tmp_path: Path) -> None:
     _pipx(env, "uninstall", DIST)
     assert not (tmp_path / "bin" / "emitter").exists()
 
-    wheel = _build_wheel(tmp_path)
+    wheel = build_wheel(tmp_path)
     _pipx(env, "install", *python, str(wheel))
     _installed_works(env, tmp_path, str(wheel))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from emitter.schemas import load_schema, schema_path
+from tests.wheel import build_wheel
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,21 +31,7 @@ def test_unknown_schema_name_is_refused() -> None:
 
 @pytest.mark.slow
 def test_installed_wheel_finds_its_schemas_from_another_directory(tmp_path: Path) -> None:
-    # Build from a copy so the test never writes into the checkout.
-    source = tmp_path / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("emitter", "schemas", "rules"):
-        shutil.copytree(REPO / folder, source / folder, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    wheels = tmp_path / "wheels"
-    # --no-build-isolation: hatchling comes from the test extras, so no index is needed.
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-w", str(wheels), str(source)],
-        check=True, cwd=tmp_path,
-    )
-    (wheel,) = wheels.glob("dd_event_emitter-*.whl")
+    wheel = build_wheel(tmp_path)
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
