@@ -12,9 +12,10 @@ from pathlib import Path
 
 from emitter.firing import Firing
 from emitter.problems import Location
+from emitter.redaction import is_credential_name as looks_secret
 from emitter.rules.model import CommandTrigger, Rule, WebhookTrigger
 from emitter.state.store import StateStore
-from emitter.triggers.childenv import child_environ, looks_secret, secret_names
+from emitter.triggers.childenv import child_environ, secret_names
 from emitter.triggers.command import CommandRunner
 
 PRINT_ENV = (sys.executable, "-c", "import os; print('\\n'.join(sorted(os.environ)))")

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TextIO
 
+from emitter.redaction import MIN_SECRET
+
 LogFormat = Literal["text", "json"]
 LEVELS = ("debug", "info", "warning", "error")
 MASK = "***"
@@ -47,7 +49,7 @@ class RedactingFilter(logging.Filter):
     def add(self, secrets: Iterable[str]) -> None:
         # Very short "secrets" would mask ordinary words; real keys are long. Longest first,
         # so a secret containing another is masked whole.
-        found = {*self._secrets, *(s for s in secrets if s and len(s) >= 4)}
+        found = {*self._secrets, *(s for s in secrets if s and len(s) >= MIN_SECRET)}
         self._secrets = tuple(sorted(found, key=len, reverse=True))
 
     def redact(self, text: str) -> str:

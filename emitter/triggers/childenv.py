@@ -1,31 +1,22 @@
 """The environment a child process gets (command triggers, `emitter exec`): emitter's own
 environment without its credentials, unless the rule asks for a variable by name.
 
-Removed: the Datadog keys (`DATADOG_CREDENTIALS`), every variable a rule names as a webhook
-secret (`token_env`, `hmac_secret_env`), and any name that looks like a credential: ending
-in `_KEY`, `_TOKEN` or `_SECRET`, or holding `PASSWORD`/`PASSWD` (`looks_secret`).
+Removed: every variable a rule names as a webhook secret, and every name that
+`redaction.is_credential_name` calls a credential (the Datadog keys, names ending in `_KEY`,
+`_TOKEN` or `_SECRET`, or holding `PASSWORD`/`PASSWD`): the same rule the messages use.
 A name in `keep` (a rule's `env:` list) is passed on even so. systemd's NOTIFY_SOCKET and
 WATCHDOG_* (`SERVICE_MANAGER`) never are.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping
 
+from emitter.redaction import is_credential_name
 from emitter.rules.model import Rule, WebhookTrigger
 
-DATADOG_CREDENTIALS = frozenset({
-    "DD_API_KEY", "DD_APP_KEY", "DD_APPLICATION_KEY", "DATADOG_API_KEY", "DATADOG_APP_KEY",
-})
 # systemd's notify socket and watchdog are emitter's: a child talking to them would speak for it.
 SERVICE_MANAGER = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
-_SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET)$|PASSWORD|PASSWD|^(KEY|TOKEN|SECRET)$",
-                          re.IGNORECASE)
-
-
-def looks_secret(name: str) -> bool:
-    return name.upper() in DATADOG_CREDENTIALS or bool(_SECRET_NAME.search(name))
 
 
 def secret_names(rules: Iterable[Rule]) -> frozenset[str]:
@@ -43,4 +34,4 @@ def child_environ(environ: Mapping[str, str], *, keep: Collection[str] = (),
     """`environ` without credentials (see the module doc); names in `keep` stay."""
     return {name: value for name, value in environ.items()
             if name not in SERVICE_MANAGER and (
-                name in keep or not (name in secrets or looks_secret(name)))}
+                name in keep or not (name in secrets or is_credential_name(name)))}
