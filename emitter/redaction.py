@@ -49,17 +49,17 @@ class _ReadsEnvironment(Protocol):  # a Rule; not imported, as this module sits 
     def trigger(self) -> object: ...
 
 
+def webhook_secret_envs(rules: Iterable[_ReadsEnvironment]) -> frozenset[str]:
+    """Every variable a webhook rule reads a secret from (its `auth` scheme's, or the
+    version-1 `token_env`/`hmac_secret_env` it maps onto one: the model's `secret_envs`)."""
+    return frozenset(name for rule in rules
+                     for name in getattr(rule.trigger, "secret_envs", ()))
+
+
 def exposed_by(rules: Iterable[_ReadsEnvironment]) -> frozenset[str]:
-    """The variables `rules` read: their `env:` lists and webhook token / HMAC key variables."""
-    names: set[str] = set()
-    for rule in rules:
-        names.update(rule.env)
-        for attribute in ("token_env", "hmac_secret_env"):
-            name = getattr(rule.trigger, attribute, None)
-            if isinstance(name, str):
-                names.add(name)
-        names.update(getattr(rule.trigger, "secret_envs", ()))  # a webhook's `auth` secrets
-    return frozenset(names)
+    """The variables `rules` read: their `env:` lists and their webhook secrets."""
+    rules = tuple(rules)
+    return frozenset(name for rule in rules for name in rule.env) | webhook_secret_envs(rules)
 
 
 def _mask(name: str) -> str:

@@ -18,6 +18,7 @@ from emitter.httpmsg import (
     json_response,
     parse_addr,
 )
+from emitter.redaction import webhook_secret_envs
 
 log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:8787"  # --listen when webhook rules run and none was given
@@ -97,10 +98,5 @@ def has_webhooks(rules: Iterable[Any]) -> bool:
 
 def webhook_secrets(compiled: Iterable[Any], environ: Mapping[str, str]) -> list[str]:
     """Values of the environment variables webhook rules read tokens and HMAC keys from."""
-    found = []
-    for item in compiled:
-        # every scheme's secrets (auth.secret_env lists included), as the model declares them
-        for name in getattr(item.rule.trigger, "secret_envs", ()):
-            if name and environ.get(name):
-                found.append(environ[name])
-    return found
+    names = webhook_secret_envs(item.rule for item in compiled)
+    return [environ[name] for name in sorted(names) if environ.get(name)]

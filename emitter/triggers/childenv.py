@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 
-from emitter.redaction import is_credential_name
-from emitter.rules.model import Rule, WebhookTrigger
+from emitter.redaction import is_credential_name, webhook_secret_envs
+from emitter.rules.model import Rule
 
 # systemd's notify socket and watchdog are emitter's: a child talking to them would speak for it.
 SERVICE_MANAGER = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
@@ -21,12 +21,7 @@ SERVICE_MANAGER = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
 
 def secret_names(rules: Iterable[Rule]) -> frozenset[str]:
     """Every environment variable the rules name as a webhook secret."""
-    names: set[str] = set()
-    for rule in rules:
-        trigger = rule.trigger
-        if isinstance(trigger, WebhookTrigger):
-            names.update(trigger.secret_envs)
-    return frozenset(names)
+    return webhook_secret_envs(rules)
 
 
 def child_environ(environ: Mapping[str, str], *, keep: Collection[str] = (),
