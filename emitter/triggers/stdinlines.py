@@ -66,6 +66,10 @@ class StdinLines:
                     self._buf += data
                 return
 
+    def has_line(self) -> bool:
+        """A complete line is already read and waiting (the next `readline` will not block)."""
+        return b"\n" in self._buf or (self._eof and bool(self._buf))
+
     def readline(self, limit: int, stop: threading.Event) -> bytes:
         with self._lock:
             while not stop.is_set():
@@ -85,6 +89,9 @@ class LineHandle:
 
     def readline(self, limit: int = -1) -> bytes:
         return self._source.readline(limit, self._stop)
+
+    def has_line(self) -> bool:
+        return not self._stop.is_set() and self._source.has_line()
 
     @property
     def ended(self) -> bool:
