@@ -143,3 +143,35 @@ rules:
     err = proc.stderr.decode()
     assert "stdin line 2: JSON value refused" in err and "stdin line 3: JSON nested" in err
     assert "Traceback" not in err
+
+
+def test_a_burst_of_waiting_lines_is_one_dispatch_in_order() -> None:
+    """Lines already read when the reader gets to them go out in one dispatch (one durable
+    commit), in order, at most MAX_BATCH lines at a time; a failed dispatch retries them all."""
+    from emitter.triggers.stdin import MAX_BATCH
+    from emitter.triggers.stdinlines import StdinLines
+
+    read_fd, write_fd = os.pipe()
+    calls: list[list[int]] = []
+    failures = [1]
+
+    def dispatch(firings: Sequence[Firing]) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise OutboxFullError("full")
+        calls.append([f.variables["payload"]["n"] for f in firings])
+
+    n = MAX_BATCH + 100
+    with os.fdopen(write_fd, "wb") as w:  # all written (and closed) before the reader starts
+        w.write(b"".join(b'{"n": %d}\n' % i for i in range(n)))
+    source = StdinLines(read_fd)
+    runner = StdinRunner([rule("a")], dispatch, lambda r, m: None, stream=source.handle())  # type: ignore[arg-type]
+    try:
+        runner.start()
+        assert runner.done.wait(20)
+    finally:
+        runner.stop(2)
+        os.close(read_fd)
+    assert [n for call in calls for n in call] == list(range(n))
+    assert all(len(call) <= MAX_BATCH for call in calls)
+    assert len(calls) < n // 10  # bursts, not one dispatch per line
