@@ -6,7 +6,7 @@ Why: requests spends ~0.6 ms of CPU per POST (adapters, hooks, cookie jars, envi
 look-ups) where http.client spends ~0.15 ms, and `import requests` alone costs a short-lived
 `emitter fire` more time than all of its own work. This module never imports requests.
 
-Exceptions (all `TransportError`; each wraps the OSError or http.client error that caused it,
+Exceptions (all `TransportError`; each wraps the OSError or malformed-answer error that caused it,
 as its first argument and its `__cause__`):
 
     TransportError          base class
@@ -24,7 +24,6 @@ classifies both families the same way (tests/test_transport.py checks it).
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import select
 import socket
@@ -33,8 +32,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from email.message import Message
 from urllib.parse import urlsplit
+
+from emitter.sinks import httpanswer
 
 Timeout = float | tuple[float, float]
 
@@ -86,20 +86,19 @@ class _Budget:
 class Answer:
     """The parts of `requests.Response` DatadogSink reads."""
 
-    def __init__(self, response: http.client.HTTPResponse, owner: KeepAliveSession,
+    def __init__(self, answer: httpanswer.Answer, owner: KeepAliveSession,
                  budget: _Budget | None = None) -> None:
-        self._response, self._owner, self._budget = response, owner, budget
-        self.status_code = response.status
-        self.headers: Message = response.headers
+        self._answer, self._owner, self._budget = answer, owner, budget
+        self.status_code = answer.status
+        self.headers = answer.headers
 
     def iter_content(self, chunk_size: int) -> Iterator[bytes]:
         try:
-            while chunk := self._response.read(chunk_size):
-                yield chunk
+            yield from self._answer.body(chunk_size)
         except TimeoutError as exc:
             self._owner.drop()
             raise ReadTimeout(exc) from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, httpanswer.Malformed, httpanswer.Closed) as exc:
             self._owner.drop()
             raise _broken(exc, self._budget) from exc
         if self._budget is not None and self._budget.expired:  # cut short: not the answer
@@ -110,9 +109,8 @@ class Answer:
         if self._budget is not None:
             self._budget.cancel()
         # Unread bytes would be taken for the next answer on this connection: start afresh.
-        if not self._response.isclosed() or self._response.will_close:
+        if not (self._answer.done and self._answer.keep_alive and self._owner.reusable()):
             self._owner.drop()
-        self._response.close()
 
 
 def _broken(exc: BaseException, budget: _Budget | None) -> TransportError:
@@ -124,8 +122,8 @@ class KeepAliveSession:
     """One persistent connection to one origin; not thread-safe (one per sender worker).
 
     The request line, headers and body leave in one `sendall` (http.client makes two, and
-    on loopback each send costs as much as the rest of the request); the answer is parsed by
-    http.client's own HTTPResponse. TLS verifies the certificate and the host name against
+    on loopback each send costs as much as the rest of the request); the answer is read by
+    emitter.sinks.httpanswer. TLS verifies the certificate and the host name against
     `ca_bundle` (a file or a directory of hashed certificates), else certifi's bundle as
     requests would, else the system's store.
     """
@@ -145,6 +143,11 @@ class KeepAliveSession:
         self._address = (self._host.encode("ascii") if self._host.isascii() else self._host,
                          self._port)
         self._sock: socket.socket | None = None
+        self._reader: httpanswer.Reader | None = None
+
+    def reusable(self) -> bool:
+        """The connection may carry the next request: open, and nothing unread on it."""
+        return self._reader is not None and self._reader.idle
 
     def _socket(self, connect_timeout: float) -> socket.socket:
         if self._sock is not None and _stale(self._sock):
@@ -157,6 +160,7 @@ class KeepAliveSession:
             except OSError as exc:
                 raise ConnectError(exc) from exc
             self._sock = self._secure(sock)
+            self._reader = httpanswer.Reader(self._sock)
         return self._sock
 
     def _secure(self, sock: socket.socket) -> socket.socket:
@@ -194,17 +198,17 @@ class KeepAliveSession:
         sock = self._socket(connect_timeout)
         sock.settimeout(read_timeout)
         guard = None if budget is None else _Budget(budget - (time.monotonic() - started), sock)
+        assert self._reader is not None  # set with the socket
         try:
             sock.sendall(request)
-            response = http.client.HTTPResponse(sock, method="POST")
-            response.begin()
+            answer = httpanswer.Answer(self._reader)
         except TimeoutError as exc:
             self._abandon(guard)
             raise ReadTimeout(exc) from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, httpanswer.Malformed, httpanswer.Closed) as exc:
             self._abandon(guard)
             raise _broken(exc, guard) from exc
-        return Answer(response, self, guard)
+        return Answer(answer, self, guard)
 
     def _abandon(self, guard: _Budget | None) -> None:
         if guard is not None:
@@ -215,6 +219,7 @@ class KeepAliveSession:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+            self._reader = None
 
     def close(self) -> None:
         self.drop()
