@@ -20,13 +20,14 @@ def test_migrate_applies_once_and_reports(pg_cluster: Any) -> None:
     url = pg_cluster.new_database()
     before = emitter("migrate", "--status", "--state-url", url)
     assert before.returncode == 0, before.stderr
-    assert before.stdout.splitlines() == ["0001_shared_backend.sql  pending"]
+    assert before.stdout.splitlines() == ["0001_shared_backend.sql  pending",
+                                          "0002_state_counts.sql  pending"]
     done = emitter("migrate", env={"EMITTER_STATE_URL": url})
-    assert done.returncode == 0 and "schema at version 1" in done.stdout, done.stderr
+    assert done.returncode == 0 and "schema at version 2" in done.stdout, done.stderr
     again = emitter("migrate", "--state-url", url)
-    assert again.returncode == 0 and "schema at version 1" in again.stdout
+    assert again.returncode == 0 and "schema at version 2" in again.stdout
     assert emitter("migrate", "--status", "--state-url", url).stdout.split() == [
-        "0001_shared_backend.sql", "applied"]
+        "0001_shared_backend.sql", "applied", "0002_state_counts.sql", "applied"]
 
 
 def test_migrate_without_a_url_or_a_server(pg_cluster: Any) -> None:

@@ -28,9 +28,10 @@ from emitter.delivery.outboxrows import (
     OutboxStatus,
     Row,
     Settlement,
+    migrate,
     row_of,
 )
-from emitter.errors import ConfigError, OutboxFullError
+from emitter.errors import ConfigError, OutboxFullError, OutboxUnavailableError
 from emitter.state.dirs import private_file
 
 OUTBOX_FILE = "outbox.sqlite3"
@@ -68,6 +69,11 @@ class Outbox(OutboxSignals):
         self._writer = GroupCommitter(self.path)
         self._writer.executescript(SCHEMA)
         self._submit = self._writer.submit
+        try:
+            self._submit(lambda conn, tally: migrate(conn))
+        except OutboxUnavailableError as exc:
+            self._writer.close()
+            raise ConfigError(f"outbox {self.path}: cannot initialise it: {exc}") from exc
         self._reader = connect(self.path)
         self._read_lock = threading.Lock()
         self._work = threading.Event()  # set whenever something may have become due
@@ -253,27 +259,44 @@ class Outbox(OutboxSignals):
     # ---- inspection and repair (the `emitter outbox` commands) ---------------------------
 
     def status(self) -> OutboxStatus:
-        by_state = dict(self._read("SELECT state, count(*) FROM events GROUP BY state", ()))
-        events, size = self._read("SELECT events, bytes FROM totals", ())[0]
-        oldest = self._read(
-            "SELECT min(created_at) FROM events WHERE state != 'dead'", ()
-        )[0][0]
-        last = self._read("SELECT value FROM meta WHERE key = 'last_error'", ())
+        """Counts, size, oldest age and counters: a few one-row reads, whatever the backlog
+        (the per-state counts are kept by triggers; see outboxrows.migrate)."""
+        with self._read_lock:  # one snapshot: the counts and the oldest row agree
+            try:
+                self._reader.execute("BEGIN")
+                totals, oldest, last, counted = self._status_reads()
+            except sqlite3.Error as exc:
+                raise ConfigError(f"outbox {self.path}: cannot read: {exc}") from exc
+            finally:
+                if self._reader.in_transaction:
+                    self._reader.execute("COMMIT")
+        events, size, *by_state = totals
         counters = dict.fromkeys(COUNTERS, 0)
-        counters.update(self._read("SELECT name, value FROM counters", ()))
+        counters.update(counted)
         return OutboxStatus(
             path=self.path,
-            pending=int(by_state.get("pending", 0)),
-            inflight=int(by_state.get("inflight", 0)),
-            dead=int(by_state.get("dead", 0)),
+            pending=int(by_state[0]),
+            inflight=int(by_state[1]),
+            dead=int(by_state[2]),
             events=int(events),
             bytes=int(size),
             max_events=self.max_events,
             max_bytes=self.max_bytes,
-            oldest_age=None if oldest is None else max(0.0, time.time() - oldest),
-            last_error=last[0][0] if last else None,
+            oldest_age=None if oldest is None else max(0.0, time.time() - oldest[0]),
+            last_error=last[0] if last else None,
             counters=counters,
         )
+
+    def _status_reads(self) -> tuple[Any, Any, Any, list[Any]]:
+        run = self._reader.execute
+        totals = run("SELECT events, bytes, pending, inflight, dead FROM totals, state_counts"
+                     ).fetchone()
+        # The lowest id still undelivered is the oldest accepted (ids grow with time): a
+        # walk from the start of the table that stops at the first such row.
+        oldest = run("SELECT created_at FROM events WHERE state != 'dead' ORDER BY id LIMIT 1"
+                     ).fetchone()
+        last = run("SELECT value FROM meta WHERE key = 'last_error'").fetchone()
+        return totals, oldest, last, run("SELECT name, value FROM counters").fetchall()
 
     def retry(self, ids: Sequence[int] = (), *, all_dead: bool = False) -> list[int]:
         """Make dead letters (or pending events) due now with a fresh deadline and attempt

@@ -15,6 +15,7 @@ from typing import Any
 from emitter.delivery.outboxrows import (
     COUNTERS,
     ROW_COLUMNS,
+    STATES,
     OutboxSignals,
     OutboxStatus,
     Row,
@@ -286,12 +287,16 @@ class PgOutbox(OutboxSignals):
 
     def status(self) -> OutboxStatus:
         with self.db.tx() as cur:
-            cur.execute("SELECT state, count(*) FROM events GROUP BY state")
-            by_state = {str(s): int(n) for s, n in cur.fetchall()}
-            cur.execute("SELECT sum(events), sum(bytes) FROM totals")
-            events, size = (int(v or 0) for v in cur.fetchone())
-            cur.execute("SELECT min(created_at) FROM events WHERE state <> 'dead'")
-            oldest = cur.fetchone()[0]
+            # Kept by triggers (migration 0002): 16 slot rows, not a count of the backlog.
+            cur.execute("SELECT sum(events), sum(bytes), sum(pending), sum(inflight),"
+                        " sum(dead) FROM totals")
+            events, size, *counts = (int(v or 0) for v in cur.fetchone())
+            by_state = dict(zip(STATES, counts, strict=True))
+            # The lowest id undelivered is the oldest accepted: the first such in the index.
+            cur.execute("SELECT created_at FROM events WHERE state <> 'dead' ORDER BY id"
+                        " LIMIT 1")
+            first = cur.fetchone()
+            oldest = None if first is None else first[0]
             cur.execute("SELECT value FROM meta WHERE key = 'last_error'")
             last = cur.fetchone()
             cur.execute("SELECT name, sum(value) FROM counters GROUP BY name")
