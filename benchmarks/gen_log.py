@@ -1,10 +1,13 @@
-"""Generate a deterministic application log and 100 file-trigger rules for the benchmarks.
+"""Generate a deterministic application log and its file-trigger rules for the benchmarks.
 
-    python benchmarks/gen_log.py OUT.log [--lines 1000000] [--seed 7]
+    python benchmarks/gen_log.py OUT.log [--lines 1000000] [--seed 7] [--rules 100] [--width 0]
 
-Most lines are INFO chatter; about 3 % match one of the 100 rule regexes (named groups
+Most lines are INFO chatter; about 3 % match one of the rule regexes (named groups
 included) and about 1 % are near misses that share a rule's words but do not match.
-`RULES` (rule id, regex) is importable so the benchmark and tests use the same set.
+`RULES` (rule id, regex: 10 families x 10 services) is importable so the benchmark and tests
+use the same set. `rules(n)` makes n rules (10 families x n/10 services) and `lines(...,
+rules=n, width=w)` a log for them whose lines are padded with key=value fields to about w
+bytes; the defaults (100 rules, no padding) give exactly the historical log.
 """
 
 from __future__ import annotations
@@ -52,19 +55,32 @@ NEAR_MISSES = (
     "ERROR [{s}] request {word} failed",
 )
 
-RULES: tuple[tuple[str, str], ...] = tuple(
-    (f"{s}-{i}", regex.format(s=s))
-    for i, (regex, _) in enumerate(FAMILIES)
-    for s in SERVICES
-)
+
+
+def services(n_rules: int) -> tuple[str, ...]:
+    """The services of an `n_rules` set (one rule per family and service)."""
+    if n_rules % len(FAMILIES) or n_rules <= 0:
+        raise ValueError(f"rules come in multiples of {len(FAMILIES)}, not {n_rules}")
+    count = n_rules // len(FAMILIES)
+    extra = tuple(f"{SERVICES[k % len(SERVICES)]}-{k // len(SERVICES)}"
+                  for k in range(len(SERVICES), count))
+    return (SERVICES + extra)[:count]
+
+
+def rules(n_rules: int = 100) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{s}-{i}", regex.format(s=s))
+                 for i, (regex, _) in enumerate(FAMILIES) for s in services(n_rules))
+
+
+RULES: tuple[tuple[str, str], ...] = rules(100)
 
 WORDS = ("alpha", "bravo", "carol", "delta", "users", "ledger", "cache", "sessions", "éclair")
 PATHS = ("/api/v1/items", "/api/v1/orders", "/healthz", "/api/v2/search", "/login")
 
 
-def _fill(template: str, rnd: random.Random) -> str:
+def _fill(template: str, rnd: random.Random, names: tuple[str, ...] = SERVICES) -> str:
     return template.format(
-        s=rnd.choice(SERVICES),
+        s=rnd.choice(names),
         hex=f"{rnd.getrandbits(32):08x}",
         reason=rnd.choice(("upstream timeout", "bad gateway", "db locked", "quota exceeded")),
         n=rnd.randint(1, 99999),
@@ -76,33 +92,50 @@ def _fill(template: str, rnd: random.Random) -> str:
     )
 
 
-def lines(count: int, seed: int = 7) -> Iterator[str]:
+_PAD_KEYS = ("trace_id", "span_id", "region", "pod", "client", "bytes_in", "bytes_out", "route")
+
+
+def _pad(line: str, width: int, rnd: random.Random) -> str:
+    """`line` with key=value fields appended until it is about `width` bytes long."""
+    parts = [line]
+    size = len(line.encode())
+    while size + 1 < width:
+        field = f"{rnd.choice(_PAD_KEYS)}={rnd.getrandbits(40):010x}"
+        parts.append(field)
+        size += len(field) + 1
+    return " ".join(parts)[: max(width - 1, len(line))] if width else line
+
+
+def lines(count: int, seed: int = 7, *, rules: int = 100, width: int = 0) -> Iterator[str]:
+    """`count` log lines for the `rules(rules)` set; `width` > 0 pads each to about that
+    many bytes with its newline (a line is never cut below its own text)."""
     rnd = random.Random(seed)
+    names = SERVICES if rules == 100 else services(rules)
     for i in range(count):
         hh, mm, ss = (i // 36000) % 24, (i // 600) % 60, (i // 10) % 60
         ts = f"2026-11-26T{hh:02d}:{mm:02d}:{ss:02d}.{i % 1000:03d}Z"
         roll = rnd.random()
         if roll < 0.03:
             _, template = rnd.choice(FAMILIES)
-            body = _fill(template, rnd)
+            body = _fill(template, rnd, names)
         elif roll < 0.04:
-            body = _fill(rnd.choice(NEAR_MISSES), rnd)
+            body = _fill(rnd.choice(NEAR_MISSES), rnd, names)
         else:
             body = (
-                f"INFO [{rnd.choice(SERVICES)}] handled GET "
+                f"INFO [{rnd.choice(names)}] handled GET "
                 f"{rnd.choice(PATHS)}/{rnd.randint(1, 99999)}"
                 f" status=200 duration_ms={rnd.randint(1, 900)} user={rnd.choice(WORDS)}"
             )
-        yield f"{ts} {body}"
+        yield _pad(f"{ts} {body}", width, rnd) if width else f"{ts} {body}"
 
 
-def write(path: str, count: int, seed: int = 7) -> None:
+def write(path: str, count: int, seed: int = 7, *, rules: int = 100, width: int = 0) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as out:
-        out.writelines(line + "\n" for line in lines(count, seed))
+        out.writelines(line + "\n" for line in lines(count, seed, rules=rules, width=width))
 
 
-def compiled_rules() -> list[tuple[str, re.Pattern[str]]]:
-    return [(rule_id, re.compile(regex)) for rule_id, regex in RULES]
+def compiled_rules(n_rules: int = 100) -> list[tuple[str, re.Pattern[str]]]:
+    return [(rule_id, re.compile(regex)) for rule_id, regex in rules(n_rules)]
 
 
 def main() -> None:
@@ -110,8 +143,10 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rules", type=int, default=100)
+    parser.add_argument("--width", type=int, default=0, help="pad lines to about this many bytes")
     args = parser.parse_args()
-    write(args.out, args.lines, args.seed)
+    write(args.out, args.lines, args.seed, rules=args.rules, width=args.width)
     print(f"wrote {args.lines} lines to {args.out}")
 
 

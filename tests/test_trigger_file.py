@@ -290,31 +290,36 @@ FRAGMENTS = [
 @given(st.lists(st.lists(st.one_of(st.sampled_from(FRAGMENTS),
                                    st.binary(max_size=3).map(lambda b: b.decode("latin-1"))),
                          max_size=8), max_size=30),
-       st.binary(max_size=4))
-def test_fast_path_equals_naive_loop(lines: list[list[str]], junk: bytes) -> None:
+       st.binary(max_size=4), st.sampled_from([False, None]))
+def test_fast_path_equals_naive_loop(lines: list[list[str]], junk: bytes,
+                                     accelerate: bool | None) -> None:
     rules = matcher_rules()
     chunk = b"".join("".join(parts).replace("\n", " ").encode("utf-8", "surrogatepass") +
                      (junk.replace(b"\n", b"") if i % 3 == 0 else b"") + b"\n"
                      for i, parts in enumerate(lines))
-    matcher = LineMatcher(rules, sample=chunk[:200])
+    matcher = LineMatcher(rules, sample=chunk[:200], accelerate=accelerate)
     assert matcher.scan(chunk, 5) == naive_scan(rules, chunk, 5)
 
 
-def test_fast_path_equals_naive_on_generated_log() -> None:
+# accelerate=None: Hyperscan where installed (tests/test_hsmatch.py), False: the pure-re path
+@pytest.mark.parametrize("accelerate", [False, None])
+def test_fast_path_equals_naive_on_generated_log(accelerate: bool | None) -> None:
     rules = [LineRule(rid, rx) for rid, rx in gen_log.compiled_rules()]
     chunk = "".join(line + "\n" for line in gen_log.lines(20_000, seed=3)).encode()
-    matcher = LineMatcher(rules, chunk[:65536])
+    matcher = LineMatcher(rules, chunk[:65536], accelerate=accelerate)
     assert matcher.slow_rules == ()
     fast = matcher.scan(chunk, 1)
     assert fast == naive_scan(rules, chunk, 1)
     assert len(fast) > 400  # ~3 % of the lines match: the comparison is not vacuous
 
 
+@pytest.mark.parametrize("accelerate", [False, None])
 @pytest.mark.parametrize("sample", [b"", b"kkkk ERROR xxx"])
-def test_matcher_with_no_or_odd_sample(sample: bytes) -> None:
+def test_matcher_with_no_or_odd_sample(sample: bytes, accelerate: bool | None) -> None:
     rules = matcher_rules()
     chunk = b"ERROR E12 out of DISK\nkilled in 12 ms\nword\n"
-    assert LineMatcher(rules, sample).scan(chunk, 1) == naive_scan(rules, chunk, 1)
+    matcher = LineMatcher(rules, sample, accelerate=accelerate)
+    assert matcher.scan(chunk, 1) == naive_scan(rules, chunk, 1)
 
 
 def test_make_runners_groups_rules_into_units(tmp_path: Path) -> None:
