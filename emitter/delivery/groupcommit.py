@@ -37,7 +37,10 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class _Op:
-    __slots__ = ("fn", "durable", "result", "error", "done")
+    """One caller's work; its thread sleeps on `_wake` (a lock it cannot take until the
+    leader releases it) until the op is done or the caller is made the next leader."""
+
+    __slots__ = ("fn", "durable", "result", "error", "done", "_wake")
 
     def __init__(self, fn: OpFn[Any], durable: bool) -> None:
         self.fn = fn
@@ -45,6 +48,14 @@ class _Op:
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
+        self._wake = threading.Lock()
+        self._wake.acquire()
+
+    def sleep(self) -> None:
+        self._wake.acquire()
+
+    def wake(self) -> None:
+        self._wake.release()
 
 
 class GroupCommitter:
@@ -53,9 +64,11 @@ class GroupCommitter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path)
-        self._cv = threading.Condition()
-        self._queue: list[_Op] = []
+        self._lock = threading.Lock()  # guards _queue and _committing
+        self._queue: collections.deque[_Op] = collections.deque()
         self._committing = False
+        self._idle = threading.Event()  # no commit running (for close)
+        self._idle.set()
         self._sync = "FULL"
 
     def executescript(self, script: str) -> None:
@@ -65,16 +78,18 @@ class GroupCommitter:
             raise ConfigError(f"outbox {self.path}: cannot initialise it: {exc}") from exc
 
     def close(self) -> None:
-        with self._cv:
-            self._cv.wait_for(lambda: not self._committing and not self._queue, timeout=30)
+        self._idle.wait(30)
+        with self._lock:
             self._conn.close()
 
     def submit(self, fn: OpFn[T], *, durable: bool = True) -> T:
         """Run `fn` inside a shared write transaction; return once that transaction is durable.
 
-        The first caller to find no commit running becomes the leader: it takes every queued
-        op, runs them in one transaction (an op that refuses leaves the others unaffected)
-        and commits once. Callers arriving meanwhile queue for the next one.
+        A caller that finds no commit running becomes the leader: it takes every queued op,
+        runs them in one transaction (an op that refuses leaves the others unaffected),
+        commits once and wakes each of their callers, and only theirs. Callers arriving
+        meanwhile queue; when the leader's own op is done it hands the leadership to the
+        first of them (one targeted wake-up), which commits the next batch.
 
         `durable=False` is for bookkeeping whose loss in a power cut is harmless (a claim, a
         delivered event's deletion: at worst a duplicate): a transaction holding only such ops
@@ -82,34 +97,53 @@ class GroupCommitter:
         and the next durable commit's fsync covers it too).
         """
         op = _Op(fn, durable)
-        with self._cv:
+        with self._lock:
             self._queue.append(op)
-            while not op.done:
-                if self._committing:
-                    self._cv.wait()
-                    continue
-                self._lead()
+            leading = not self._committing
+            if leading:
+                self._committing = True
+                self._idle.clear()
+        if not leading:
+            op.sleep()
+        if not op.done:  # the leader now (first in, or handed over)
+            self._lead(op)
         if op.error is not None:
             raise op.error
         result: T = op.result
         return result
 
-    def _lead(self) -> None:
-        """Commit everything queued; called and returns with the condition's lock held."""
-        self._committing = True
-        batch, self._queue = self._queue, []
-        self._cv.release()
-        try:
-            self._commit(batch)
-        except BaseException as exc:  # e.g. KeyboardInterrupt mid-commit: free the followers
-            for other in batch:
-                if not other.done:
-                    other.error, other.done = exc, True
-            raise
-        finally:
-            self._cv.acquire()
-            self._committing = False
-            self._cv.notify_all()
+    def _lead(self, own: _Op) -> None:
+        """Commit batches until `own` is done, then hand over to the next waiting op."""
+        while not own.done:
+            with self._lock:
+                batch = list(self._queue)
+                self._queue.clear()
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # e.g. KeyboardInterrupt mid-commit: free the others
+                for other in batch:
+                    if not other.done:
+                        other.error, other.done = exc, True
+                self._finish(batch, own)
+                raise
+            self._finish(batch, own)
+
+    def _finish(self, batch: list[_Op], own: _Op) -> None:
+        """Wake the batch's callers; make the next queued op the leader, or stand down."""
+        for other in batch:
+            if other is not own:
+                other.wake()
+        if not own.done:
+            return
+        with self._lock:
+            if self._queue:
+                successor = self._queue[0]  # it finds itself not done: it leads
+            else:
+                successor = None
+                self._committing = False
+                self._idle.set()
+        if successor is not None:
+            successor.wake()
 
     def _commit(self, batch: list[_Op]) -> None:
         conn = self._conn

@@ -35,6 +35,7 @@ IDLE_POLL = 1.0  # seconds: how often to look for work another process (the CLI)
 # Consecutive failed attempts (no answer, 5xx) before the whole sink backs off: a lone 503
 # only delays its own event, a dead intake is probed gently instead of hammered.
 FAILURES_BEFORE_PAUSE = 3
+CLAIM_LINGER = 0.002  # seconds between claims that found fewer rows than room (a trickle)
 SHARED_PAUSE_POLL = 0.5  # seconds between looks at the fleet's shared rate-limit pause
 
 
@@ -279,6 +280,8 @@ class Sender:
             held = self._settler.unsettled()
             rows = [row for row in rows if row.id not in held]
             self._queue.put_many(rows)
+            if len(rows) < room:  # a trickle: let a few more arrive before the next claim
+                self._stop.wait(CLAIM_LINGER)
             return True
         self.outbox.wait_for_work(self._idle_wait())
         return True

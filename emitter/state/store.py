@@ -74,6 +74,8 @@ class StateStore:
         """Write all of `values` and remove the `delete` keys in one transaction."""
         rows = [(namespace, k, json.dumps(v, separators=(",", ":"))) for k, v in values.items()]
         gone = [(namespace, k) for k in delete]
+        if not rows and not gone:
+            return  # nothing to write: no transaction (a webhook request without dedup ids)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
