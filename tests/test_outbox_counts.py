@@ -132,7 +132,7 @@ def test_maintained_counts_equal_a_full_count(place: Place, ops: list[Any]) -> N
 
 # ---- outboxes from before the counts ----------------------------------------------------------
 
-# The SQLite outbox's schema as releases up to 0.2.0 wrote it (no state_counts, no version).
+# The SQLite outbox's schema as releases up to 0.2.0 wrote it (no state counts, no version).
 OLD_SQLITE = """
 CREATE TABLE events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, rule_id TEXT NOT NULL, body BLOB NOT NULL,

@@ -24,6 +24,7 @@ from emitter.delivery.outboxrows import (
     COUNTERS,
     ROW_COLUMNS,
     SCHEMA,
+    STATE_COUNTER,
     OutboxSignals,
     OutboxStatus,
     Row,
@@ -259,7 +260,7 @@ class Outbox(OutboxSignals):
     # ---- inspection and repair (the `emitter outbox` commands) ---------------------------
 
     def status(self) -> OutboxStatus:
-        """Counts, size, oldest age and counters: a few one-row reads, whatever the backlog
+        """Counts, size, oldest age and counters: a few short reads, whatever the backlog
         (the per-state counts are kept by triggers; see outboxrows.migrate)."""
         with self._read_lock:  # one snapshot: the counts and the oldest row agree
             try:
@@ -270,14 +271,16 @@ class Outbox(OutboxSignals):
             finally:
                 if self._reader.in_transaction:
                     self._reader.execute("COMMIT")
-        events, size, *by_state = totals
+        events, size = totals
         counters = dict.fromkeys(COUNTERS, 0)
-        counters.update(counted)
+        counters.update((k, int(v)) for k, v in counted if k in counters)
+        by_state = {k[len(STATE_COUNTER):]: int(v) for k, v in counted
+                    if k.startswith(STATE_COUNTER)}
         return OutboxStatus(
             path=self.path,
-            pending=int(by_state[0]),
-            inflight=int(by_state[1]),
-            dead=int(by_state[2]),
+            pending=by_state.get("pending", 0),
+            inflight=by_state.get("inflight", 0),
+            dead=by_state.get("dead", 0),
             events=int(events),
             bytes=int(size),
             max_events=self.max_events,
@@ -289,8 +292,7 @@ class Outbox(OutboxSignals):
 
     def _status_reads(self) -> tuple[Any, Any, Any, list[Any]]:
         run = self._reader.execute
-        totals = run("SELECT events, bytes, pending, inflight, dead FROM totals, state_counts"
-                     ).fetchone()
+        totals = run("SELECT events, bytes FROM totals").fetchone()
         # The lowest id still undelivered is the oldest accepted (ids grow with time): a
         # walk from the start of the table that stops at the first such row.
         oldest = run("SELECT created_at FROM events WHERE state != 'dead' ORDER BY id LIMIT 1"

@@ -37,50 +37,44 @@ CREATE TABLE IF NOT EXISTS totals (
     bytes INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO totals VALUES (1, 0, 0);
--- A table of its own (not columns of totals), so an older emitter still opens the outbox.
-CREATE TABLE IF NOT EXISTS state_counts (
-    one INTEGER PRIMARY KEY CHECK (one = 1),
-    pending INTEGER NOT NULL,
-    inflight INTEGER NOT NULL,
-    dead INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO state_counts VALUES (1, 0, 0, 0);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 STATES: tuple[State, ...] = ("pending", "inflight", "dead")
-# PRAGMA user_version of an outbox whose state_counts are kept by the triggers.
+# PRAGMA user_version of an outbox whose state counts are kept by the triggers.
 SCHEMA_VERSION = 1
 
 
-# Per-row triggers keep `totals` and `state_counts` exact in the transaction that changes the
-# rows, whoever writes (the daemon, `emitter outbox ...`, an older emitter): `outbox status`
-# and /metrics read two rows instead of counting the backlog. bench_scale.py's `enqueue` part
-# measures what the second UPDATE costs an enqueue.
+# Per-row triggers keep the rows per state exact in the transaction that changes them,
+# whoever writes (the daemon, `emitter outbox ...`, an older emitter): `outbox status` and
+# /metrics read them instead of counting the backlog. They are rows of `counters`, named
+# "state:<state>" at fixed negative rowids (never given to a counter; a trigger finds them
+# without a name lookup): that page is written by every commit already, where a table of
+# their own cost each 1-event commit one more 4 KiB WAL page (bench_scale.py `enqueue`), and
+# older emitters still open the outbox (new columns in totals would break their schema).
+STATE_COUNTER = "state:"
+STATE_ROWIDS = {"pending": -1, "inflight": -2, "dead": -3}  # as in the triggers
 _TRIGGERS = (
     "DROP TRIGGER IF EXISTS events_count_in",
     "DROP TRIGGER IF EXISTS events_count_out",
     "DROP TRIGGER IF EXISTS events_count_move",
     """CREATE TRIGGER events_count_in AFTER INSERT ON events BEGIN
         UPDATE totals SET events = events + 1, bytes = bytes + length(NEW.body) WHERE one = 1;
-        UPDATE state_counts SET pending = pending + (NEW.state = 'pending'),
-            inflight = inflight + (NEW.state = 'inflight'), dead = dead + (NEW.state = 'dead')
-        WHERE one = 1;
+        UPDATE counters SET value = value + 1
+        WHERE rowid = CASE NEW.state WHEN 'pending' THEN -1 WHEN 'inflight' THEN -2 ELSE -3 END;
     END""",
     """CREATE TRIGGER events_count_out AFTER DELETE ON events BEGIN
         UPDATE totals SET events = events - 1, bytes = bytes - length(OLD.body) WHERE one = 1;
-        UPDATE state_counts SET pending = pending - (OLD.state = 'pending'),
-            inflight = inflight - (OLD.state = 'inflight'), dead = dead - (OLD.state = 'dead')
-        WHERE one = 1;
+        UPDATE counters SET value = value - 1
+        WHERE rowid = CASE OLD.state WHEN 'pending' THEN -1 WHEN 'inflight' THEN -2 ELSE -3 END;
     END""",
     """CREATE TRIGGER events_count_move AFTER UPDATE OF state ON events
     WHEN OLD.state IS NOT NEW.state BEGIN
-        UPDATE state_counts SET
-            pending = pending + (NEW.state = 'pending') - (OLD.state = 'pending'),
-            inflight = inflight + (NEW.state = 'inflight') - (OLD.state = 'inflight'),
-            dead = dead + (NEW.state = 'dead') - (OLD.state = 'dead')
-        WHERE one = 1;
+        UPDATE counters SET value = value - 1
+        WHERE rowid = CASE OLD.state WHEN 'pending' THEN -1 WHEN 'inflight' THEN -2 ELSE -3 END;
+        UPDATE counters SET value = value + 1
+        WHERE rowid = CASE NEW.state WHEN 'pending' THEN -1 WHEN 'inflight' THEN -2 ELSE -3 END;
     END""",
 )
 
@@ -95,8 +89,8 @@ def migrate(conn: sqlite3.Connection) -> bool:
     counts = dict.fromkeys(STATES, 0)
     for state, n in conn.execute("SELECT state, count(*) FROM events GROUP BY state"):
         counts[state] = int(n)
-    conn.execute("UPDATE state_counts SET pending = ?, inflight = ?, dead = ? WHERE one = 1",
-                 tuple(counts[s] for s in STATES))
+    conn.executemany("INSERT OR REPLACE INTO counters (rowid, name, value) VALUES (?, ?, ?)",
+                     [(STATE_ROWIDS[s], STATE_COUNTER + s, n) for s, n in counts.items()])
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return True
 
