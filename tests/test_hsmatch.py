@@ -119,6 +119,15 @@ def test_generated_log_equals_re_and_every_rule_accelerated() -> None:
     assert len(hits) > 400
 
 
+def test_choosing_keys_again_keeps_the_compiled_database() -> None:
+    rules = rules_of([r"ERROR (?P<x>\w+)", r"^\w+$"])
+    first = LineMatcher(rules, b"")
+    again = LineMatcher(rules, b"ERROR x\n" * 100, like=first)
+    assert again.hyperscan is first.hyperscan is not None
+    other = LineMatcher(rules_of([r"WARN"]), b"", like=first)  # other rules: its own
+    assert other.hyperscan is not first.hyperscan
+
+
 def test_switch_turns_the_accelerator_off(monkeypatch: pytest.MonkeyPatch) -> None:
     rules = rules_of([r"ERROR (?P<x>\w+)"])
     assert LineMatcher(rules).hyperscan is not None  # on by default when installed

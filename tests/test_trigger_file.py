@@ -298,7 +298,9 @@ def test_fast_path_equals_naive_loop(lines: list[list[str]], junk: bytes,
                      (junk.replace(b"\n", b"") if i % 3 == 0 else b"") + b"\n"
                      for i, parts in enumerate(lines))
     matcher = LineMatcher(rules, sample=chunk[:200], accelerate=accelerate)
-    assert matcher.scan(chunk, 5) == naive_scan(rules, chunk, 5)
+    hits, newlines = matcher.scan_counted(chunk, 5)
+    assert hits == naive_scan(rules, chunk, 5)
+    assert newlines == chunk.count(b"\n")
 
 
 # accelerate=None: Hyperscan where installed (tests/test_hsmatch.py), False: the pure-re path

@@ -48,15 +48,22 @@ class LineMatcher:
     """Finds, for a chunk of whole lines, every (line, rule) the naive loop would find."""
 
     def __init__(self, rules: Sequence[LineRule], sample: bytes = b"", *,
-                 accelerate: bool | None = None) -> None:
+                 accelerate: bool | None = None, like: LineMatcher | None = None) -> None:
         """`accelerate`: None uses Hyperscan when `hsmatch.available()`, False never; True
-        requires it (for the differential tests)."""
+        requires it (for the differential tests). `like`: a matcher of the same rules whose
+        Hyperscan database is taken as it is (choosing keys again on a new sample does not
+        change it, and compiling it is the costly part)."""
         self.rules = tuple(rules)
         if accelerate is True and not hsmatch.installed():
             raise RuntimeError("hyperscan is not installed")
-        self.hyperscan = (hsmatch.build([(r.match.pattern, r.match.flags) for r in self.rules],
-                                        force=bool(accelerate))
-                          if accelerate is not False else None)
+        self.hyperscan: hsmatch.Prefilter | None
+        if like is not None and like.rules == self.rules:
+            self.hyperscan = like.hyperscan
+        elif accelerate is not False:
+            self.hyperscan = hsmatch.build([(r.match.pattern, r.match.flags) for r in self.rules],
+                                           force=bool(accelerate))
+        else:
+            self.hyperscan = None
         taken = self.hyperscan.rules if self.hyperscan is not None else frozenset()
         rest = [i for i in range(len(self.rules)) if i not in taken]
         chooser = KeyChooser([required_facts(self.rules[i].match) for i in rest], sample)
@@ -102,13 +109,19 @@ class LineMatcher:
 
     def scan(self, chunk: bytes, first_line_number: int) -> list[LineHit]:
         """Hits in `chunk` (whole lines, each ending in b"\\n"), ordered by line then rule."""
+        return self.scan_counted(chunk, first_line_number)[0]
+
+    def scan_counted(self, chunk: bytes, first_line_number: int) -> tuple[list[LineHit], int]:
+        """`scan`, and the number of b"\\n" in `chunk` (counted once, on the way)."""
         found: list[tuple[int, int, LineHit]] = []
+        counted, line_no = 0, first_line_number
         if self._groups or self.hyperscan is not None:
-            self._scan_fast(chunk, first_line_number, found)
+            counted, line_no = self._scan_fast(chunk, first_line_number, found)
         if self.slow_rules:
             self._scan_slow(chunk, first_line_number, found)
             found.sort(key=lambda item: (item[0], item[1]))
-        return [hit for _, _, hit in found]
+        newlines = line_no - first_line_number + chunk.count(b"\n", counted)
+        return [hit for _, _, hit in found], newlines
 
     def _candidate_lines(self, chunk: bytes) -> dict[int, set[int]]:
         """Start offset of every line holding a key → the rules that line might match."""
@@ -131,7 +144,9 @@ class LineMatcher:
                 m = search(chunk, m.start() + 1)
         return lines
 
-    def _scan_fast(self, chunk: bytes, line_no: int, out: list[tuple[int, int, LineHit]]) -> None:
+    def _scan_fast(self, chunk: bytes, line_no: int, out: list[tuple[int, int, LineHit]]
+                   ) -> tuple[int, int]:
+        """Adds the hits to `out`; returns (offset, its line number) counted up to."""
         counted = 0
         for start, candidates in sorted(self._candidate_lines(chunk).items()):
             line_no += chunk.count(b"\n", counted, start)
@@ -143,6 +158,7 @@ class LineMatcher:
                 hit = self._match(index, line, line_no, end + 1)
                 if hit is not None:
                     out.append((line_no, index, hit))
+        return counted, line_no
 
     def _match(self, index: int, line: str, line_no: int, end: int) -> LineHit | None:
         return _try(self.rules[index], line, line_no, end)
