@@ -151,7 +151,10 @@ class _Option:
     cost: float  # expected work per input byte, in units of one scan attempt
 
 
-_HIT_COST = 125.0  # a hit (a line decoded and tried) costs about this many scan attempts
+# A hit (a line decoded and tried) costs about this many scan attempts on a typical line;
+# decoding and searching a longer line costs proportionally more.
+_HIT_COST = 125.0
+_TYPICAL_LINE = 107.0
 _GOOD = 0.05  # an option costing more than this is used only when nothing better covers
 
 
@@ -159,6 +162,8 @@ class KeyChooser:
     """Picks every rule's keys so that few, rare first bytes cover all rules."""
 
     def __init__(self, facts: Sequence[Sequence[Fact]], sample: bytes) -> None:
+        mean_line = len(sample) / max(sample.count(b"\n"), 1) if sample else _TYPICAL_LINE
+        self._hit_cost = _HIT_COST * max(1.0, mean_line / _TYPICAL_LINE)
         self.facts = facts
         self.freq = byte_frequencies(sample)
         self._sample = sample
@@ -179,7 +184,7 @@ class KeyChooser:
             first = {b, ord(chr(b).swapcase())} if lit.ci and chr(b).isalpha() else {b}
             hay, needle = (self._folded, key.lower()) if lit.ci else (self._sample, key)
             rate = hay.count(needle) / total
-            cost = sum(self.freq[x] for x in first) + _HIT_COST * rate
+            cost = sum(self.freq[x] for x in first) + self._hit_cost * rate
             out.append(_Option(key, frozenset(first), cost))
         return out
 
