@@ -3,7 +3,10 @@ frozen records with defaults merged, and reports every problem of every file in 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -15,7 +18,7 @@ from emitter.rules.budget import Budget, parse_budget
 from emitter.rules.model import MISSING, FieldValue, Param, Rule, Throttle, Tmpl
 from emitter.rules.schemacheck import check_rules_schema, describe, dotted, quote_hint
 from emitter.rules.triggerspec import build_trigger, duration_at
-from emitter.rules.yamlload import JsonPath, YamlDoc, load_yaml
+from emitter.rules.yamlload import MAX_BYTES, JsonPath, YamlDoc, load_yaml
 
 RULE_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")  # rule tests, read by `emitter test`, not rules
@@ -115,9 +118,45 @@ def _problem_order(problem: Problem) -> tuple[str, int, int]:
 RuleSlot = tuple[str, Location, "Rule | None"]
 
 
-def load_file(path: str) -> tuple[list[RuleSlot], list[Problem]]:
+FileLoad = tuple[list[RuleSlot], list[Problem]]
+# The last load of each file, by path, with a digest of the bytes it was built from. The daemon
+# checks its rules exactly as `validate` does and then builds its rule set from them: the
+# second load of an unchanged file is this record, not a second parse (a reload re-parses
+# only the files whose bytes changed). One entry per path: bounded by the files named.
+_LAST: dict[str, tuple[bytes, FileLoad]] = {}
+_LAST_LOCK = threading.Lock()
+
+
+def load_file(path: str) -> FileLoad:
     """Each rule of one file as (id, place of the id, the record or None when it has errors),
-    and the file's problems."""
+    and the file's problems. The records are frozen, so an unchanged file's are shared."""
+    digest = _digest(path)
+    with _LAST_LOCK:
+        last = _LAST.get(path)
+    if digest is not None and last is not None and last[0] == digest:
+        return list(last[1][0]), list(last[1][1])
+    loaded = _load_file(path)
+    if digest is not None and _digest(path) == digest:  # unchanged while it was parsed
+        with _LAST_LOCK:
+            _LAST[path] = (digest, loaded)
+    return list(loaded[0]), list(loaded[1])
+
+
+def _digest(path: str) -> bytes | None:
+    """A digest of a regular file's bytes; None for anything else (never remembered: the
+    parser reports it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO never blocks
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError:
+        return None
+    return hashlib.blake2b(raw, digest_size=20).digest()
+
+
+def _load_file(path: str) -> FileLoad:
     doc, problems = load_yaml(path)
     if doc is None:
         return [], problems
