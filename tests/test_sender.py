@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from emitter.delivery.gate import Gate
 from emitter.delivery.outbox import Outbox
 from emitter.delivery.queued import deliver_via_outbox
 from emitter.delivery.retry import RetryPolicy
-from emitter.delivery.sender import Gate, Sender
+from emitter.delivery.sender import Sender
 from emitter.errors import ConfigError, UsageError
 from emitter.events.encode import Encoded
 from emitter.settings import Settings

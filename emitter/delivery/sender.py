@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from emitter.delivery.gate import Gate
 from emitter.delivery.guard import Health, SenderHealth, guarded
 from emitter.delivery.outbox import Outbox, Row, Settlement
 from emitter.delivery.retry import RetryPolicy
@@ -32,85 +32,7 @@ SettledObserver = Callable[[Row, DeliveryResult], None]
 # For the outbox the per-event deadline (stored in each row) bounds retries, not a count.
 OUTBOX_POLICY = RetryPolicy(max_attempts=1_000_000, base=0.5, cap=60.0, deadline=86400.0)
 IDLE_POLL = 1.0  # seconds: how often to look for work another process (the CLI) added
-# Consecutive failed attempts (no answer, 5xx) before the whole sink backs off: a lone 503
-# only delays its own event, a dead intake is probed gently instead of hammered.
-FAILURES_BEFORE_PAUSE = 3
 CLAIM_LINGER = 0.002  # seconds between claims that found fewer rows than room (a trickle)
-SHARED_PAUSE_POLL = 0.5  # seconds between looks at the fleet's shared rate-limit pause
-
-
-class SharedPause(Protocol):
-    """A rate-limit pause every replica sees (emitter.delivery.pgoutbox.PgOutbox)."""
-
-    def share_pause(self, until: float) -> None: ...
-    def shared_pause(self) -> float: ...
-
-
-class Gate:
-    """One pause shared by every worker of a sink: a 429 (or a run of failures with no
-    answer) closes it until the time the server named, so workers do not retry on their own.
-    With `shared` (a shared backend) a 429's pause holds for every replica's senders."""
-
-    def __init__(self, policy: RetryPolicy, rng: random.Random,
-                 shared: SharedPause | None = None) -> None:
-        self._policy, self._rng = policy, rng
-        self._lock = threading.Lock()
-        self._until = 0.0  # time.monotonic() when it opens again
-        self._failures = 0  # consecutive attempts that got no useful answer
-        self._shared = shared
-        self._looked = -SHARED_PAUSE_POLL  # time.monotonic() of the last look at `shared`
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._until = max(self._until, time.monotonic() + seconds)
-        if self._shared is not None:
-            try:
-                self._shared.share_pause(time.time() + seconds)
-            except Exception as exc:  # noqa: BLE001 - this replica pauses anyway
-                log.warning("rate-limit pause not shared with the other replicas: %s", exc)
-
-    def _look_shared(self) -> None:
-        """Adopt the fleet's pause, looked up at most every SHARED_PAUSE_POLL seconds."""
-        now = time.monotonic()
-        with self._lock:
-            if self._shared is None or now - self._looked < SHARED_PAUSE_POLL:
-                return
-            self._looked = now
-        try:
-            left = self._shared.shared_pause() - time.time()
-        except Exception:  # noqa: BLE001 - the database is down: the senders wait on it anyway
-            return
-        if left > 0:
-            with self._lock:
-                self._until = max(self._until, now + left)
-
-    def failed(self) -> None:
-        """An attempt got no answer or a 5xx: after a run of them, back off the whole sink,
-        longer each time, until an attempt gets an answer again."""
-        with self._lock:
-            self._failures += 1
-            over = self._failures - FAILURES_BEFORE_PAUSE + 1
-            if over > 0:
-                delay = self._policy.backoff(over, self._rng)
-                self._until = max(self._until, time.monotonic() + delay)
-
-    def succeeded(self) -> None:
-        with self._lock:
-            self._failures = 0
-
-    def remaining(self) -> float:
-        self._look_shared()
-        with self._lock:
-            return max(0.0, self._until - time.monotonic())
-
-    def wait(self, stop: threading.Event) -> bool:
-        """Block while the gate is closed; False when `stop` was set meanwhile."""
-        while True:
-            left = self.remaining()
-            if left <= 0:
-                return not stop.is_set()
-            if stop.wait(left):
-                return False
 
 
 class _Handoff:
@@ -134,13 +56,16 @@ class _Handoff:
             self._rows.extend(rows)
             self._cv.notify_all()
 
-    def get(self, stop: threading.Event) -> Row | None:
+    def get_many(self, stop: threading.Event, most: int) -> list[Row]:
+        """Up to `most` rows (none after 0.1 s without any, or when stopping)."""
         with self._cv:
             self._cv.wait_for(lambda: bool(self._rows) or stop.is_set(), 0.1)
-            row = self._rows.popleft() if self._rows and not stop.is_set() else None
-            if row is not None and len(self._rows) == self.low:
+            if stop.is_set():
+                return []
+            rows = [self._rows.popleft() for _ in range(min(most, len(self._rows)))]
+            if rows and len(self._rows) <= self.low < len(self._rows) + len(rows):
                 self._cv.notify_all()  # running low: the dispatcher claims the next batch
-            return row
+            return rows
 
     def take_all(self) -> list[Row]:
         with self._cv:
@@ -201,6 +126,9 @@ class Sender:
 
     def start(self) -> None:
         sinks = [self._factory() for _ in range(self._workers)]  # a bad sink fails first
+        # Each worker takes as many rows at once as its sink has requests in flight.
+        in_flight = sum(_fanout(sink, "max_fanout") for sink in sinks)
+        self._queue = _Handoff(capacity=in_flight + self._batch, low=in_flight)
         # On a shared backend every replica sends: leases keep them apart, not a lock.
         if self._lock_fd is None and not getattr(self.outbox, "shared", False):
             self._lock_fd = take_sender_lock(self.outbox.path)
@@ -302,13 +230,14 @@ class Sender:
 
     def _work(self, sink: Sink, part: str) -> None:
         def once() -> bool:
-            row = self._queue.get(self._stop)
-            if row is None:
+            rows = self._queue.get_many(self._stop, _fanout(sink))
+            if not rows:
                 return True
             if not self.gate.wait(self._stop):
-                self.outbox.unclaim([row.id])
+                self.outbox.unclaim([row.id for row in rows])
                 return False
-            self._settle(row, _send(sink, row))
+            for row, result in zip(rows, _send_all(sink, rows), strict=True):
+                self._settle(row, result)
             return True
 
         try:
@@ -378,6 +307,31 @@ def _send(sink: Sink, row: Row) -> DeliveryResult:
         log.exception("sink %s failed on event %d", getattr(sink, "name", "?"), row.id)
         why = f"internal error in the {getattr(sink, 'name', '?')} sink: {exc!r}"[:500]
         return DeliveryResult(Outcome.RETRY, errors=(why,), detail=why)
+
+
+def _fanout(sink: Sink, which: str = "fanout") -> int:
+    """How many events the sink takes at once now (`fanout`) or at most (`max_fanout`,
+    else `fanout`) through `send_many`; 1 for a sink without it."""
+    if not hasattr(sink, "send_many"):
+        return 1
+    return max(1, int(getattr(sink, which, getattr(sink, "fanout", 1))))
+
+
+def _send_all(sink: Sink, rows: list[Row]) -> list[DeliveryResult]:
+    """One attempt for each row, through `send_many` when the sink has it, in order."""
+    send_many = getattr(sink, "send_many", None)
+    if send_many is None:  # (a sink with it sees single rows too: its window may grow)
+        return [_send(sink, row) for row in rows]
+    try:
+        results = list(send_many([Encoded(row.body) for row in rows]))
+        if len(results) != len(rows):
+            raise RuntimeError(f"{len(results)} results for {len(rows)} events")
+        return results
+    except Exception as exc:  # noqa: BLE001 - a sink bug must not kill the worker
+        log.exception("sink %s failed on events %d-%d", getattr(sink, "name", "?"),
+                      rows[0].id, rows[-1].id)
+        why = f"internal error in the {getattr(sink, 'name', '?')} sink: {exc!r}"[:500]
+        return [DeliveryResult(Outcome.RETRY, errors=(why,), detail=why)] * len(rows)
 
 
 def reason(result: DeliveryResult) -> str:

@@ -37,3 +37,8 @@ class Sink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+# A sink may also have `send_many(events) -> list[DeliveryResult]` (one attempt each, in
+# order, never raising for delivery trouble) and `fanout: int`, how many events it takes at
+# once; the sender then hands each worker up to `fanout` events per call
+# (emitter.delivery.sender._send_all).

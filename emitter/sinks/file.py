@@ -23,6 +23,7 @@ class FileSink:
     """
 
     name = "file"
+    fanout = 64  # events a sender worker hands over at once: one write and one fsync
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.path = Path(path)

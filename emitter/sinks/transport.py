@@ -118,6 +118,15 @@ def _broken(exc: BaseException, budget: _Budget | None) -> TransportError:
     return ReadTimeout(exc) if budget is not None and budget.expired else ProtocolError(exc)
 
 
+class Sent:
+    """A request on its way; its answer is read with `KeepAliveSession.read_answer`."""
+
+    __slots__ = ("budget",)
+
+    def __init__(self, budget: _Budget | None) -> None:
+        self.budget = budget
+
+
 class KeepAliveSession:
     """One persistent connection to one origin; not thread-safe (one per sender worker).
 
@@ -190,6 +199,13 @@ class KeepAliveSession:
         """One request. `timeout` bounds each wait, as in requests; `budget` (seconds), when
         given, bounds the whole exchange, the answer's body included (`emitter fire
         --deadline`): past it the read fails with ReadTimeout."""
+        return self.read_answer(self.send_request(url, data=data, headers=headers,
+                                                  timeout=timeout, budget=budget))
+
+    def send_request(self, url: str, *, data: bytes, headers: Mapping[str, str],
+                     timeout: Timeout, budget: float | None = None) -> Sent:
+        """The first half of `post`: the request is sent (so a caller with several sessions
+        can have all of their requests in flight at once); `read_answer` reads its answer."""
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout,) * 2
         started = time.monotonic()
         if budget is not None:
@@ -198,9 +214,23 @@ class KeepAliveSession:
         sock = self._socket(connect_timeout)
         sock.settimeout(read_timeout)
         guard = None if budget is None else _Budget(budget - (time.monotonic() - started), sock)
-        assert self._reader is not None  # set with the socket
         try:
             sock.sendall(request)
+        except TimeoutError as exc:
+            self._abandon(guard)
+            raise ReadTimeout(exc) from exc
+        except OSError as exc:
+            self._abandon(guard)
+            raise _broken(exc, guard) from exc
+        return Sent(guard)
+
+    def read_answer(self, sent: Sent) -> Answer:
+        """The answer's status and headers (its body is read through the Answer)."""
+        guard = sent.budget
+        if self._reader is None:  # dropped since the request was sent
+            self._abandon(guard)
+            raise ProtocolError(OSError("the connection was closed"))
+        try:
             answer = httpanswer.Answer(self._reader)
         except TimeoutError as exc:
             self._abandon(guard)
