@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 # name -> help text; the order is the order of the exposition.
 COUNTERS: dict[str, str] = {
@@ -40,6 +41,16 @@ class Metrics:
         key = (name, rule_id)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + n
+
+    def add(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Many increments at once, keyed (counter name, rule id): one lock for a batch."""
+        unknown = {name for name, _ in counts} - set(COUNTERS)
+        if unknown:
+            raise ValueError(f"unknown counter(s) {sorted(unknown)}")
+        with self._lock:
+            for key, n in counts.items():
+                if n > 0:
+                    self._counts[key] = self._counts.get(key, 0) + n
 
     def get(self, rule_id: str, name: str) -> int:
         with self._lock:

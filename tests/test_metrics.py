@@ -168,3 +168,15 @@ def test_level_filters_lower_records() -> None:
     logging.getLogger("emitter.x").info("quiet")
     logging.getLogger("emitter.x").warning("loud")
     assert "quiet" not in stream.getvalue() and "loud" in stream.getvalue()
+
+
+def test_counts_added_in_one_batch_equal_one_by_one() -> None:
+    from emitter.counters import Metrics
+
+    one, batch = Metrics(), Metrics()
+    for rule_id, name in [("a", "fired"), ("a", "fired"), ("b", "queued"), ("a", "rendered")]:
+        one.inc(rule_id, name)
+    batch.add({("fired", "a"): 2, ("queued", "b"): 1, ("rendered", "a"): 1, ("sent", "c"): 0})
+    assert batch.snapshot() == one.snapshot()
+    with pytest.raises(ValueError, match="unknown counter"):
+        batch.add({("nonsense", "a"): 1})

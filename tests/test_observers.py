@@ -77,6 +77,9 @@ def test_pipeline_tells_its_observer(tmp_path: Path, no_logging: None) -> None:
         def inc(self, rule_id: str, name: str) -> None:
             pass
 
+        def add(self, counts: object) -> None:
+            pass
+
     pipe = Pipeline(RuleSet.of(compiled), Box(), metrics=Counts(),  # type: ignore[arg-type]
                     context=context_factory("h", (), {}),
                     on_invalid=lambda r, t, p: heard.append((r, t, p)), log_events=False)

@@ -10,6 +10,7 @@ acknowledge what was refused. Summary events of `summary` throttles are built he
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import time
@@ -66,6 +67,8 @@ class _Batch:
     firsts: dict[str, Any] = field(default_factory=dict)  # summary-mode first events
     summaries: list[Summary] = field(default_factory=list)
     reservations: list[Reservation] = field(default_factory=list)  # saved only on commit
+    counts: collections.Counter[tuple[str, str]] = field(
+        default_factory=collections.Counter)  # (counter, rule id): added once per dispatch
 
 
 # Told of every invalid firing or event: (rule id, trigger, the problem). `emitter test`
@@ -79,11 +82,19 @@ class Enqueue(Protocol):
 
 def context_factory(settings_hostname: str, unified_tags: tuple[str, ...],
                     environ: Mapping[str, str]) -> Callable[[float], RenderContext]:
-    """RenderContext for a firing at `at` (POSIX seconds)."""
+    """RenderContext for a firing at `at` (POSIX seconds); the firings of one batch share an
+    `at`, so the last context is reused while `at` stays the same (contexts are immutable)."""
+    last: list[tuple[float, RenderContext]] = []
+
     def make(at: float) -> RenderContext:
-        return RenderContext(now=datetime.fromtimestamp(at, timezone.utc),
-                             hostname=settings_hostname, unified_tags=unified_tags,
-                             environ=environ)
+        seen = last[-1] if last else None
+        if seen is not None and seen[0] == at:
+            return seen[1]
+        ctx = RenderContext(now=datetime.fromtimestamp(at, timezone.utc),
+                            hostname=settings_hostname, unified_tags=unified_tags,
+                            environ=environ)
+        last[:] = [(at, ctx)]  # one slice assignment: other threads see the old or the new
+        return ctx
     return make
 
 
@@ -127,20 +138,23 @@ class Pipeline:
 
     def dispatch(self, firings: Sequence[Firing]) -> None:
         """The triggers' `Dispatch`: returns once every surviving event is durable."""
-        with self._transaction():
-            batch = _Batch()
-            ruleset = self._ruleset
-            for firing in firings:
-                compiled = ruleset.compiled.get(firing.rule_id)
-                if compiled is None:
-                    log.warning("firing for an unknown rule dropped",
-                                extra={"rule": firing.rule_id})
-                    continue
-                if not self._first_in_fleet(firing):
-                    continue
-                self._metrics.inc(compiled.rule.id, "fired")
-                self._one(compiled, firing, batch)
-            self._commit(batch)
+        batch = _Batch()
+        try:
+            with self._transaction():
+                ruleset = self._ruleset
+                for firing in firings:
+                    compiled = ruleset.compiled.get(firing.rule_id)
+                    if compiled is None:
+                        log.warning("firing for an unknown rule dropped",
+                                    extra={"rule": firing.rule_id})
+                        continue
+                    if not self._first_in_fleet(firing):
+                        continue
+                    batch.counts["fired", compiled.rule.id] += 1
+                    self._one(compiled, firing, batch)
+                self._commit(batch)
+        finally:
+            self._metrics.add(batch.counts)
 
     def _transaction(self) -> AbstractContextManager[None]:
         return self._backend.batch() if self._backend is not None else nullcontext()
@@ -171,7 +185,7 @@ class Pipeline:
             return
         key: str | None = None
         for event in outcome.events:
-            self._metrics.inc(rule.id, "rendered")
+            batch.counts["rendered", rule.id] += 1
             errors = [p for p in check_event(event, now=ctx.now, rule=rule) if p.is_error]
             if errors:
                 for problem in errors:
@@ -264,7 +278,7 @@ class Pipeline:
             log.error("throttle state could not be saved (%s: %s); kept in memory",
                       type(exc).__name__, exc)
         for rule_id, trigger, fields in batch.logged:
-            self._metrics.inc(rule_id, "queued")
+            batch.counts["queued", rule_id] += 1
             self._log(rule_id, trigger, "queued", fields=fields)
 
     def _refused(self, batch: _Batch, exc: EmitterError) -> None:

@@ -17,11 +17,14 @@ class EncodingError(ValueError):
     """The bytes are not one JSON object (a damaged or foreign outbox row)."""
 
 
+# One encoder, reused: json.dumps with options builds a new JSONEncoder on every call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def encode_event(event: Mapping[str, Any]) -> bytes:
     """The wire body of `event`. Raises ValueError for NaN/Infinity, TypeError for a value
     JSON cannot hold (the event check refuses both before this is reached)."""
-    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8")
+    return _ENCODE(event).encode("utf-8")
 
 
 class Encoded:
