@@ -6,7 +6,11 @@ tests/ruletests/rules.yaml, spread over 10 test files. The baseline, measured in
 run, is `emitter test` on one file with a single case (interpreter start, imports, rule
 load): the ratio shows what the 1,000 cases cost on top of starting up.
 
-    .venv/bin/python benchmarks/bench_ruletest.py [--cases 1000] [--repeat 3]
+    .venv/bin/python benchmarks/bench_ruletest.py [--cases 1000[,10000]] [--repeat 3]
+
+With several counts (`--cases 1000,10000`) it prints the cost per case beyond start-up at
+each and its ratio between the largest and the smallest (issue 13 target 7: <= 1 ms a case,
+linear), each count's runs interleaved with the baseline's.
 """
 
 from __future__ import annotations
@@ -87,24 +91,40 @@ def timed(args: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--cases", default="1000", help="case count(s), comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     opts = parser.parse_args()
+    counts = [int(n) for n in opts.cases.split(",")]
     emitter = [sys.executable, "-m", "emitter", "test"]
     with tempfile.TemporaryDirectory() as tmp:
-        big, small = Path(tmp, "big"), Path(tmp, "small")
-        big.mkdir()
+        small = Path(tmp, "small")
         small.mkdir()
-        write_suite(big, opts.cases, 10)
         write_suite(small, 1, 1)
+        suites = {}
+        for n in counts:
+            suites[n] = Path(tmp, f"cases{n}")
+            suites[n].mkdir()
+            write_suite(suites[n], n, 10)
         timed([*emitter, str(small)])  # warm the file cache and bytecode
-        base = statistics.median(timed([*emitter, str(small)]) for _ in range(opts.repeat))
-        full = statistics.median(timed([*emitter, str(big)]) for _ in range(opts.repeat))
-    per_case = (full - base) / opts.cases * 1000
-    print(f"emitter test, 1 case (baseline: start-up, imports, rule load): {base:.3f} s")
-    print(f"emitter test, {opts.cases} cases in 10 files:                    {full:.3f} s "
-          f"(target < 3 s)")
-    print(f"ratio {full / base:.2f}x the baseline; {per_case:.2f} ms per case beyond start-up")
+        seen: dict[int, list[float]] = {0: [], **{n: [] for n in counts}}
+        for _ in range(opts.repeat):
+            seen[0].append(timed([*emitter, str(small)]))
+            for n in counts:
+                seen[n].append(timed([*emitter, str(suites[n])]))
+    base = statistics.median(seen[0])
+    print(f"emitter test, 1 case (baseline: start-up, imports, rule load): {base:.3f} s "
+          f"(runs {', '.join(f'{s:.3f}' for s in seen[0])})")
+    per = {}
+    for n in counts:
+        full = statistics.median(seen[n])
+        per[n] = (full - base) / n * 1000
+        print(f"emitter test, {n:,} cases in 10 files: {full:.3f} s (runs "
+              f"{', '.join(f'{s:.3f}' for s in seen[n])}); ratio {full / base:.2f}x the "
+              f"baseline; {per[n]:.2f} ms per case beyond start-up")
+    if len(counts) > 1:
+        low, high = min(counts), max(counts)
+        print(f"per-case cost {high:,} / {low:,} = {per[high] / per[low]:.2f} (1.0 is linear); "
+              f"target <= 1 ms per case ({'met' if max(per.values()) <= 1 else 'NOT met'})")
 
 
 if __name__ == "__main__":

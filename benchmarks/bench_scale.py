@@ -313,7 +313,7 @@ def part_rss(args: argparse.Namespace, base: Path, tmp: Path) -> None:
 
 def file_rules(folder: Path, count: int = 1000) -> Path:
     rules, logs = folder / "rules", folder / "logs"
-    rules.mkdir()
+    rules.mkdir(parents=True)
     logs.mkdir()
     for n in range(10):
         (logs / f"app{n}.log").write_bytes(b"")

@@ -13,6 +13,11 @@ for 100 rules or more each, at most 4); `--jobs 1` measures one process.
 
 Run: .venv/bin/python benchmarks/bench_validate_many.py [--runs 5] [--shared-templates] [--jobs N]
 Target: < 2 s.
+
+`--scale 1000,10000` instead times `emitter validate` on each rule count (10 rules a file)
+against one rule in one file (start-up: interpreter, imports), `--runs` runs each, and prints
+the cost per rule beyond start-up and its ratio between the largest and the smallest count
+(issue 13 target 7: <= 1 ms a rule, linear).
 """
 
 from __future__ import annotations
@@ -90,6 +95,38 @@ def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     return time.perf_counter() - start, done
 
 
+def scale(counts: list[int], runs: int, rule: str, jobs: int | None) -> None:
+    """Wall time per rule beyond start-up at each count in `counts`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {}
+        for n in [1, *counts]:
+            folders[n] = Path(tmp, str(n))
+            folders[n].mkdir()
+            make(folders[n], files=max(1, n // 10), per_file=min(10, n), rule=rule)
+        argv = [sys.executable, "-m", "emitter", "validate", "--format", "text"]
+        if jobs is not None:
+            argv += ["--jobs", str(jobs)]
+        seen: dict[int, list[float]] = {n: [] for n in folders}
+        for _ in range(runs):
+            for n, folder in folders.items():
+                seconds, done = timed([*argv, str(folder)])
+                if done.returncode != 0:
+                    sys.exit(f"emitter validate failed on {n} rules:\n{done.stdout}{done.stderr}")
+                seen[n].append(seconds)
+    base = statistics.median(seen[1])
+    print(f"emitter validate, 1 rule (start-up): median {base:.3f} s "
+          f"(runs: {', '.join(f'{s:.3f}' for s in seen[1])})")
+    per: dict[int, float] = {}
+    for n in counts:
+        per[n] = (statistics.median(seen[n]) - base) / n * 1000
+        runs_ms = ", ".join(f"{(s - base) / n * 1000:.2f}" for s in seen[n])
+        print(f"  {n:>6,} rules: median {statistics.median(seen[n]):.2f} s; "
+              f"{per[n]:.2f} ms per rule beyond start-up (runs: {runs_ms})")
+    low, high = min(counts), max(counts)
+    print(f"per-rule cost {high:,} / {low:,} = {per[high] / per[low]:.2f} (1.0 is linear); "
+          f"target <= 1 ms per rule ({'met' if max(per.values()) <= 1 else 'NOT met'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
@@ -97,7 +134,12 @@ def main() -> None:
                         help="1,000 copies of the deploy rule (templates repeat)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="processes for emitter validate (default: its own choice)")
+    parser.add_argument("--scale", metavar="N,N", help="rule counts to time per rule instead")
     args = parser.parse_args()
+    if args.scale:
+        scale([int(n) for n in args.scale.split(",")], args.runs,
+              SHARED if args.shared_templates else RULE, args.jobs)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         paths = make(Path(tmp), rule=SHARED if args.shared_templates else RULE)
         ours_argv = [sys.executable, "-m", "emitter", "validate", "--format", "text", tmp]

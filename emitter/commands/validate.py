@@ -7,7 +7,10 @@ Exit codes: 0 no errors (warnings allowed), 1 any error (or any warning with --s
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import os
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -70,6 +73,20 @@ def _disabled(names: list[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+@contextlib.contextmanager
+def young_collections_only() -> Iterator[None]:
+    """No full (oldest-generation) garbage collections inside: a one-shot check builds
+    records that live to the end and frees almost no cycles, and each full pass walks the
+    whole grown heap (16 passes, 2.9 s of 17 at 10,000 rules; 3, 0.09 s, at 1,000).
+    Young cycles are still collected."""
+    before = gc.get_threshold()
+    gc.set_threshold(before[0], before[1], 1 << 30)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list_checks:
         from emitter.validate.checks import describe_checks
@@ -81,14 +98,15 @@ def run(args: argparse.Namespace) -> int:
     from emitter.validate.pipeline import validate_paths
 
     fmt = args.format or default_format(os.environ)
-    report = validate_paths(
-        args.paths,
-        now=datetime.now(timezone.utc),
-        environ=os.environ,
-        strict=args.strict,
-        tested=_tested(args),
-        disabled_checks=_disabled(args.disable),
-        jobs=args.jobs,
-    )
+    with young_collections_only():
+        report = validate_paths(
+            args.paths,
+            now=datetime.now(timezone.utc),
+            environ=os.environ,
+            strict=args.strict,
+            tested=_tested(args),
+            disabled_checks=_disabled(args.disable),
+            jobs=args.jobs,
+        )
     print(format_problems(report.problems, fmt, files_checked=report.files_checked))
     return EXIT_OK if report.ok else EXIT_INVALID
