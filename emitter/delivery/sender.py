@@ -37,38 +37,41 @@ CLAIM_LINGER = 0.002  # seconds between claims that found fewer rows than room (
 
 class _Handoff:
     """The few claimed rows between the dispatcher and the workers (bounded: they are
-    inflight in the outbox while they wait here)."""
+    inflight in the outbox while they wait here). Workers wait on `_rows_cv`, the
+    dispatcher on `_room_cv` (one lock): taking rows wakes only the dispatcher."""
 
     def __init__(self, capacity: int, low: int) -> None:
         self.capacity, self.low = capacity, low
         self._rows: collections.deque[Row] = collections.deque()
-        self._cv = threading.Condition()
+        lock = threading.Lock()
+        self._rows_cv = threading.Condition(lock)
+        self._room_cv = threading.Condition(lock)
 
     def wait_for_room(self, stop: threading.Event) -> int:
         """Block until the rows run low (so claims come in batches, not one by one); return
         how many may be added."""
-        with self._cv:
-            self._cv.wait_for(lambda: len(self._rows) <= self.low or stop.is_set(), 0.1)
+        with self._room_cv:
+            self._room_cv.wait_for(lambda: len(self._rows) <= self.low or stop.is_set(), 0.1)
             return self.capacity - len(self._rows) if len(self._rows) <= self.low else 0
 
     def put_many(self, rows: list[Row]) -> None:
-        with self._cv:
+        with self._rows_cv:
             self._rows.extend(rows)
-            self._cv.notify_all()
+            self._rows_cv.notify(len(rows))
 
     def get_many(self, stop: threading.Event, most: int) -> list[Row]:
         """Up to `most` rows (none after 0.1 s without any, or when stopping)."""
-        with self._cv:
-            self._cv.wait_for(lambda: bool(self._rows) or stop.is_set(), 0.1)
+        with self._rows_cv:
+            self._rows_cv.wait_for(lambda: bool(self._rows) or stop.is_set(), 0.1)
             if stop.is_set():
                 return []
             rows = [self._rows.popleft() for _ in range(min(most, len(self._rows)))]
             if rows and len(self._rows) <= self.low < len(self._rows) + len(rows):
-                self._cv.notify_all()  # running low: the dispatcher claims the next batch
+                self._room_cv.notify()  # running low: the dispatcher claims the next batch
             return rows
 
     def take_all(self) -> list[Row]:
-        with self._cv:
+        with self._rows_cv:
             rows = list(self._rows)
             self._rows.clear()
             return rows

@@ -210,6 +210,8 @@ def _head(data: bytes) -> tuple[bytes, int, list[tuple[str, str]]]:
 
 def _length(value: str) -> int:
     """Content-Length; repeated equal values (a proxy's doing) are one, others malformed."""
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
     values = {v.strip() for v in value.split(",")}
     if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values)).encode()):
         raise Malformed(f"not a Content-Length: {value[:40]!r}")

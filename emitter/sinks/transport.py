@@ -24,6 +24,7 @@ classifies both families the same way (tests/test_transport.py checks it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import select
 import socket
@@ -256,11 +257,18 @@ class KeepAliveSession:
 
 
 def _request(path: str, host: str, headers: Mapping[str, str], body: bytes) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return _head(path, host, tuple(headers.items())) + b"%d\r\n\r\n" % len(body) + body
+
+
+@functools.lru_cache(maxsize=64)
+def _head(path: str, host: str, headers: tuple[tuple[str, str], ...]) -> bytes:
+    """The request line and headers up to the Content-Length value (a sink sends the same
+    ones every time: built and checked once)."""
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers]
     if any(c in line for line in lines for c in "\r\n\0"):
         raise ValueError("a header name or value contains a line break")  # no injection
-    return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
+    return "\r\n".join(lines).encode("latin-1") + b"\r\nContent-Length: "
 
 
 def _stale(sock: socket.socket) -> bool:
