@@ -135,7 +135,7 @@ def test_header_injection_is_refused() -> None:
     from emitter.sinks.transport import _request
 
     assert _request("/p", "h:1", {"A": "b"}, b"{}") == (
-        b"POST /p HTTP/1.1\r\nHost: h:1\r\nContent-Length: 2\r\nA: b\r\n\r\n{}")
+        b"POST /p HTTP/1.1\r\nHost: h:1\r\nA: b\r\nContent-Length: 2\r\n\r\n{}")
     for bad in ("x\r\nEvil: 1", "x\nEvil: 1", "x\rEvil"):
         with pytest.raises(ValueError, match="line break"):
             _request("/p", "h", {"A": bad}, b"")
