@@ -244,11 +244,31 @@ class Prefilter:
             lines.setdefault(start, set()).add(rule)
 
 
+_BUILT: dict[tuple[tuple[tuple[str, int], ...], bool], Prefilter | None] = {}
+_BUILT_KEPT = 64  # rule sets whose prefilter is kept (compiling is the costly part)
+_BUILT_LOCK = threading.Lock()
+
+
 def build(rules: Sequence[tuple[str, int]], force: bool = False) -> Prefilter | None:
     """A prefilter for the translatable ones of `rules` ((pattern, flags) by index), or None
-    when hyperscan is off (`force`: unless merely switched off) or takes none of them."""
+    when hyperscan is off (`force`: unless merely switched off) or takes none of them. The
+    same rule set is compiled once per process (`emitter test` builds a matcher per case, a
+    reload one per file); a Prefilter is safe to share (its scans take turns)."""
     if not (available() or (force and installed())):
         return None
+    key = (tuple(rules), force)
+    with _BUILT_LOCK:
+        if key in _BUILT:
+            return _BUILT[key]
+    built = _build(rules)
+    with _BUILT_LOCK:
+        if len(_BUILT) >= _BUILT_KEPT:
+            _BUILT.clear()
+        _BUILT[key] = built
+    return built
+
+
+def _build(rules: Sequence[tuple[str, int]]) -> Prefilter | None:
     translator = _Translator()
     patterns = []
     for index, (pattern, flags) in enumerate(rules):
