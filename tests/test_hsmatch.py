@@ -205,3 +205,24 @@ def test_generated_patterns_equal_re(patterns: list[str], lines: list[tuple]) ->
         with contextlib.suppress(hsmatch.Untranslatable):
             hsmatch.translate(pattern, re.compile(pattern).flags)
     same(rules, chunk)
+
+
+@pytest.mark.skipif(not hsmatch.available(), reason="hyperscan not installed or switched off")
+def test_soon_serves_on_re_then_takes_the_database_compiled_in_the_background() -> None:
+    """A daemon does not wait for the compile: the first matcher is pure `re`, the one built
+    once the compile is over has the database, and both find the same hits."""
+    import time
+
+    rules = rules_of([rf"ERROR (?P<code>E{k}\d\d) (?P<rest>.*)" for k in range(40)]
+                     + [r"timeout after (?P<s>\d+)s"])
+    chunk = (b"INFO fine\nERROR E1701 disk\nERROR E3999 x\nwarn: timeout after 30s\n"
+             b"ERROR E9 no\n") * 50
+    first = LineMatcher(rules, chunk[:500], accelerate="soon")
+    assert first.hyperscan is None and first.accelerating
+    deadline = time.monotonic() + 60
+    while not first.acceleration_came():
+        assert time.monotonic() < deadline, "the background compile never ended"
+        time.sleep(0.01)
+    second = LineMatcher(rules, chunk[:500], accelerate="soon", like=first)
+    assert second.hyperscan is not None and not second.accelerating
+    assert first.scan(chunk, 1) == second.scan(chunk, 1) == naive_scan(rules, chunk, 1)

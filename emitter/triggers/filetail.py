@@ -70,6 +70,7 @@ class _Tail:
         self.from_beginning = from_beginning
         self.state_key = f"{os.path.abspath(path)}|{'begin' if from_beginning else 'end'}"
         self.matcher: LineMatcher | None = None
+        self.sample = b""  # what the matcher chose its keys on
         self.sample_len = 0
         self.fh: BinaryIO | None = None
         self.pos: _Position | None = None
@@ -220,8 +221,8 @@ class FileTailRunner(RunnerBase):
 
     @staticmethod
     def _build_matcher(tail: _Tail, sample: bytes) -> None:
-        tail.matcher = LineMatcher(tail.line_rules, sample, like=tail.matcher)
-        tail.sample_len = len(sample)
+        tail.matcher = LineMatcher(tail.line_rules, sample, like=tail.matcher, accelerate="soon")
+        tail.sample, tail.sample_len = sample, len(sample)
 
     def _start_position(
         self, tail: _Tail, fh: BinaryIO, st: os.stat_result, rotated: bool
@@ -250,6 +251,8 @@ class FileTailRunner(RunnerBase):
             if tail.sample_len < SAMPLE // 4 and len(data) >= SAMPLE // 4:
                 # Keys were chosen on little or no real text: choose again on what we read.
                 self._build_matcher(tail, data[:SAMPLE])
+            elif tail.matcher is not None and tail.matcher.acceleration_came():
+                self._build_matcher(tail, tail.sample)  # with the Hyperscan database now
             cut = data.rfind(b"\n") + 1
             if cut > 0:
                 fired += self._handle(tail, data[:cut], cut)

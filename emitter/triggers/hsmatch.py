@@ -268,6 +268,34 @@ def build(rules: Sequence[tuple[str, int]], force: bool = False) -> Prefilter | 
     return built
 
 
+_COMPILING: set[tuple[tuple[str, int], ...]] = set()
+
+
+def build_soon(rules: Sequence[tuple[str, int]]) -> tuple[Prefilter | None, bool]:
+    """(the prefilter if already compiled, whether one is still coming): a rule set not yet
+    compiled is compiled on a background thread, so a daemon starts (and serves, on the
+    pure-`re` path, which matches the same) without waiting for it; ask again later."""
+    if not available():
+        return None, False
+    key = tuple(rules)
+    with _BUILT_LOCK:
+        if (key, False) in _BUILT:
+            return _BUILT[key, False], False
+        if key in _COMPILING:
+            return None, True
+        _COMPILING.add(key)
+
+    def compile_it() -> None:
+        try:
+            build(key)
+        finally:
+            with _BUILT_LOCK:
+                _COMPILING.discard(key)
+
+    threading.Thread(target=compile_it, name="hyperscan-compile", daemon=True).start()
+    return None, True
+
+
 def _build(rules: Sequence[tuple[str, int]]) -> Prefilter | None:
     translator = _Translator()
     patterns = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from emitter.triggers import hsmatch
 from emitter.triggers.keys import KeyChooser, group_regex, required_facts
@@ -48,22 +49,26 @@ class LineMatcher:
     """Finds, for a chunk of whole lines, every (line, rule) the naive loop would find."""
 
     def __init__(self, rules: Sequence[LineRule], sample: bytes = b"", *,
-                 accelerate: bool | None = None, like: LineMatcher | None = None) -> None:
+                 accelerate: bool | Literal["soon"] | None = None,
+                 like: LineMatcher | None = None) -> None:
         """`accelerate`: None uses Hyperscan when `hsmatch.available()`, False never; True
-        requires it (for the differential tests). `like`: a matcher of the same rules whose
-        Hyperscan database is taken as it is (choosing keys again on a new sample does not
-        change it, and compiling it is the costly part)."""
+        requires it (for the differential tests); "soon" uses it if these rules' database is
+        compiled, else starts compiling it in the background (`accelerating` says so: build
+        the matcher again once `acceleration_came`). `like`: a matcher of the same rules
+        whose Hyperscan database is taken as it is (choosing keys again on a new sample does
+        not change it, and compiling it is the costly part)."""
         self.rules = tuple(rules)
         if accelerate is True and not hsmatch.installed():
             raise RuntimeError("hyperscan is not installed")
-        self.hyperscan: hsmatch.Prefilter | None
-        if like is not None and like.rules == self.rules:
+        self.hyperscan: hsmatch.Prefilter | None = None
+        self.accelerating = False  # a Hyperscan database is being compiled for these rules
+        patterns = self._patterns = [(r.match.pattern, r.match.flags) for r in self.rules]
+        if like is not None and like.rules == self.rules and like.hyperscan is not None:
             self.hyperscan = like.hyperscan
+        elif accelerate == "soon":
+            self.hyperscan, self.accelerating = hsmatch.build_soon(patterns)
         elif accelerate is not False:
-            self.hyperscan = hsmatch.build([(r.match.pattern, r.match.flags) for r in self.rules],
-                                           force=bool(accelerate))
-        else:
-            self.hyperscan = None
+            self.hyperscan = hsmatch.build(patterns, force=bool(accelerate))
         taken = self.hyperscan.rules if self.hyperscan is not None else frozenset()
         rest = [i for i in range(len(self.rules)) if i not in taken]
         chooser = KeyChooser([required_facts(self.rules[i].match) for i in rest], sample)
@@ -102,6 +107,10 @@ class LineMatcher:
             for b in {first, ord(chr(first).swapcase())} if cased else {first}:
                 groups.setdefault(b, []).append((key, ci))
         self._groups = tuple(group_regex(b, ks) for b, ks in sorted(groups.items()))
+
+    def acceleration_came(self) -> bool:
+        """While `accelerating`: True once the background compile is over (build again)."""
+        return self.accelerating and not hsmatch.build_soon(self._patterns)[1]
 
     @property
     def fast_rule_count(self) -> int:
