@@ -236,11 +236,15 @@ class PgOutbox(OutboxSignals):
             self._renewer.start()
 
     def _renew_loop(self) -> None:
-        while not self._stop.wait(self.lease / 3):
+        # The first round at once: a replica is listed (with the leases it holds) from its
+        # first claim, not a third of a lease later (a kill before then hid its leases).
+        while True:
             try:
                 self.renew()
             except Exception as exc:  # noqa: BLE001 - retried next round; leases outlive one miss
                 log.warning("outbox leases not renewed: %s", exc)
+            if self._stop.wait(self.lease / 3):
+                return
 
     def renew(self) -> int:
         """Extend this replica's leases and say it is alive; returns the events held."""
