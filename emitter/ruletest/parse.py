@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from functools import cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
 
 from emitter.problems import Problem
 from emitter.rules.yamlload import JsonPath, YamlDoc, load_yaml
@@ -32,6 +32,7 @@ from emitter.ruletest.model import (
     WebhookInput,
 )
 from emitter.schemas import load_schema
+from emitter.schemaverdict import Verdict, compile_verdict, message_validator
 
 CHECK = "ruletest"
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
@@ -70,8 +71,15 @@ def parse_time(value: Any) -> float:
 
 
 @cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(load_schema("ruletest"))
+def _validator() -> Validator:
+    return message_validator(load_schema("ruletest"))
+
+
+@cache
+def _valid() -> Verdict:
+    """The test-file schema's verdict from jsonschema-rs: most files are valid, and the
+    jsonschema walk that words the errors is only needed for the others."""
+    return compile_verdict(load_schema("ruletest"), _validator)
 
 
 def _schema_problem(doc: YamlDoc, error: ValidationError) -> Problem:
@@ -98,6 +106,8 @@ def _schema_problem(doc: YamlDoc, error: ValidationError) -> Problem:
 
 
 def schema_problems(doc: YamlDoc) -> list[Problem]:
+    if _valid()(doc.data):
+        return []
     errors = sorted(_validator().iter_errors(doc.data), key=lambda e: list(map(str, e.path)))
     problems = [_schema_problem(doc, e) for e in errors]
     return sorted(problems, key=lambda p: (p.location.line, p.location.col) if p.location
