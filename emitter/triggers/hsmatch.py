@@ -271,6 +271,16 @@ def build(rules: Sequence[tuple[str, int]], force: bool = False) -> Prefilter | 
 _COMPILING: set[tuple[tuple[str, int], ...]] = set()
 
 
+def compiled(rules: Sequence[tuple[str, int]]) -> tuple[Prefilter | None, bool]:
+    """(the prefilter, True) when this rule set's compile is over (the prefilter may be None:
+    Hyperscan took none of them, or it is off); (None, False) while it is yet to be done."""
+    if not available():
+        return None, True
+    with _BUILT_LOCK:
+        key = (tuple(rules), False)
+        return (_BUILT[key], True) if key in _BUILT else (None, False)
+
+
 def build_soon(rules: Sequence[tuple[str, int]]) -> tuple[Prefilter | None, bool]:
     """(the prefilter if already compiled, whether one is still coming): a rule set not yet
     compiled is compiled on a background thread, so a daemon starts (and serves, on the

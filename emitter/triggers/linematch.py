@@ -53,8 +53,8 @@ class LineMatcher:
                  like: LineMatcher | None = None) -> None:
         """`accelerate`: None uses Hyperscan when `hsmatch.available()`, False never; True
         requires it (for the differential tests); "soon" uses it if these rules' database is
-        compiled, else starts compiling it in the background (`accelerating` says so: build
-        the matcher again once `acceleration_came`). `like`: a matcher of the same rules
+        compiled, else `accelerating` says one is wanted: `acceleration_came` compiles it in the
+        background and says when to build the matcher again. `like`: a matcher of the same rules
         whose Hyperscan database is taken as it is (choosing keys again on a new sample does
         not change it, and compiling it is the costly part)."""
         self.rules = tuple(rules)
@@ -65,8 +65,9 @@ class LineMatcher:
         patterns = self._patterns = [(r.match.pattern, r.match.flags) for r in self.rules]
         if like is not None and like.rules == self.rules and like.hyperscan is not None:
             self.hyperscan = like.hyperscan
-        elif accelerate == "soon":
-            self.hyperscan, self.accelerating = hsmatch.build_soon(patterns)
+        elif accelerate == "soon":  # the compile starts at the first acceleration_came()
+            self.hyperscan, done = hsmatch.compiled(patterns)
+            self.accelerating = not done
         elif accelerate is not False:
             self.hyperscan = hsmatch.build(patterns, force=bool(accelerate))
         taken = self.hyperscan.rules if self.hyperscan is not None else frozenset()
@@ -109,7 +110,8 @@ class LineMatcher:
         self._groups = tuple(group_regex(b, ks) for b, ks in sorted(groups.items()))
 
     def acceleration_came(self) -> bool:
-        """While `accelerating`: True once the background compile is over (build again)."""
+        """While `accelerating`: True once the background compile is over (build again);
+        the first call starts it (so a daemon's start does not share the GIL with it)."""
         return self.accelerating and not hsmatch.build_soon(self._patterns)[1]
 
     @property
