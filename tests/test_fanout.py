@@ -66,3 +66,25 @@ def test_the_window_opens_on_several_connections_and_closes_on_a_429(
         sink.close()
     titles = [r.json["title"] for r in intake.requests if r.status == 202]
     assert len(titles) == len(set(titles))  # nothing sent twice
+
+
+def test_answers_of_one_batch_share_one_read_timeout(intake: FakeIntake) -> None:
+    """A hung intake costs a batch one read timeout, not one per request: the answers are
+    awaited together (sequentially, 16 requests x 1 s would take 16 s)."""
+    import time
+
+    settings = Settings.from_environ({"DD_API_KEY": INTAKE_KEY, "DATADOG_HOST": intake.url})
+    sink = DatadogSink(settings, timeout=(1, 1))
+    try:
+        sink.fanout = FANOUT
+        intake.set_mode(Fault.slow(4))
+        started = time.monotonic()
+        results = sink.send_many(events(FANOUT))
+        elapsed = time.monotonic() - started
+    finally:
+        intake.set_mode(None)
+        sink.close()
+    assert all(r.outcome is Outcome.RETRY and "no answer within 1s" in r.errors[0]
+               for r in results)
+    assert elapsed < FANOUT / 2  # far below FANOUT timeouts of 1 s each
+    assert sink.fanout == 1

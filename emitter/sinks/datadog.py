@@ -212,7 +212,8 @@ class DatadogSink:
                                                      headers=self._headers, timeout=self._timeout))
                 except self._failures.any as exc:
                     sent.append(exc)
-            results += [self._answer(session, handle)
+            until = time.monotonic() + self._timeouts[1]  # one read timeout for them all
+            results += [self._answer(session, handle, until)
                         for session, handle in zip(sessions, sent, strict=True)]
         return self._adapt(results)
 
@@ -225,11 +226,11 @@ class DatadogSink:
         return results
 
     def _answer(self, session: transport.KeepAliveSession,
-                handle: transport.Sent | BaseException) -> DeliveryResult:
+                handle: transport.Sent | BaseException, until: float) -> DeliveryResult:
         try:
             if isinstance(handle, BaseException):
                 raise handle
-            response = session.read_answer(handle)
+            response = session.read_answer(handle, until=until)
             try:
                 body = _read_bounded(response)
             finally:

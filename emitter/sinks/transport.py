@@ -225,12 +225,16 @@ class KeepAliveSession:
             raise _broken(exc, guard) from exc
         return Sent(guard)
 
-    def read_answer(self, sent: Sent) -> Answer:
-        """The answer's status and headers (its body is read through the Answer)."""
+    def read_answer(self, sent: Sent, *, until: float | None = None) -> Answer:
+        """The answer's status and headers (its body is read through the Answer). `until`
+        (time.monotonic()) replaces the read timeout by what is left of a shared one, so the
+        answers of requests sent together are awaited together, not one timeout each."""
         guard = sent.budget
-        if self._reader is None:  # dropped since the request was sent
+        if self._reader is None or self._sock is None:  # dropped since the request was sent
             self._abandon(guard)
             raise ProtocolError(OSError("the connection was closed"))
+        if until is not None:
+            self._sock.settimeout(max(0.001, until - time.monotonic()))
         try:
             answer = httpanswer.Answer(self._reader)
         except TimeoutError as exc:
