@@ -23,6 +23,8 @@ MAX_JSON_DEPTH = 64  # webhook payloads nest a handful of levels; deeper is host
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts '²'
 _VERSION = re.compile(rb"HTTP/1\.[01]")
+_NOT_VISIBLE = re.compile(rb"[^\x21-\x7e]")  # a request target is visible ASCII only
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # in a header value (a tab is allowed)
 _REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
             404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
             411: "Length Required", 413: "Content Too Large", 414: "URI Too Long",
@@ -181,7 +183,7 @@ def _request_line(line: bytes) -> tuple[str, str, str]:
         if parts[2].startswith(b"HTTP/"):
             raise BadRequest(505, "only HTTP/1.0 and HTTP/1.1 are served")
         raise BadRequest(400, "malformed request line")
-    if not parts[1].startswith(b"/") or any(c < 0x21 or c > 0x7E for c in parts[1]):
+    if not parts[1].startswith(b"/") or _NOT_VISIBLE.search(parts[1]):
         raise BadRequest(400, "the request target must be a path")
     return parts[0].decode("ascii"), parts[1].decode("ascii"), parts[2].decode("ascii")
 
@@ -191,7 +193,7 @@ def _header(line: bytes) -> tuple[str, str]:
     if not sep or not _TOKEN.fullmatch(name):
         raise BadRequest(400, "malformed header field")
     text = value.strip(b" \t")
-    if any(c < 0x20 and c != 0x09 or c == 0x7F for c in text):
+    if _CONTROL.search(text):
         raise BadRequest(400, "control character in a header value")
     return name.decode("ascii").lower(), text.decode("latin-1")
 

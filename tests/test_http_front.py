@@ -229,3 +229,14 @@ def test_a_failing_route_is_a_500_logged_through_logging(
         listener.stop()
     assert answer.startswith(b"HTTP/1.1 500 ")
     assert any("internal error answering GET /x" in r.getMessage() for r in caplog.records)
+
+
+def test_header_and_target_byte_classes_are_the_rfc_ones() -> None:
+    """The regexes the parser uses refuse exactly the bytes RFC 9110/9112 refuse: controls
+    but tab in a field value, anything but visible ASCII in a request target."""
+    from emitter.httpmsg import _CONTROL, _NOT_VISIBLE
+
+    for c in range(256):
+        byte = bytes([c])
+        assert bool(_CONTROL.search(byte)) == ((c < 0x20 and c != 0x09) or c == 0x7F), c
+        assert bool(_NOT_VISIBLE.search(byte)) == (c < 0x21 or c > 0x7E), c
