@@ -253,3 +253,22 @@ def test_mutations_reach_both_verdicts() -> None:
     assert FAST(changed)
     broken = find(mutated(), lambda d: not REFERENCE.is_valid(d), settings=options)
     assert not FAST(broken)
+
+
+# ---- rule-test files (`emitter test` reads them with the same verdict/writer pair) --------
+
+TEST_FILES = sorted([*REPO.glob("rules/*.test.yaml"), *REPO.glob("tests/ruletests/**/*.yaml")])
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=[str(p.relative_to(REPO)) for p in TEST_FILES])
+def test_every_rule_test_file_gets_one_verdict(path: Path) -> None:
+    from emitter.ruletest import parse
+
+    for document in loaded(path):
+        assert parse._valid()(document) == (not list(parse._validator().iter_errors(document)))
+
+
+def test_the_rule_test_files_include_both_verdicts() -> None:
+    from emitter.ruletest import parse
+
+    assert {parse._valid()(d) for p in TEST_FILES for d in loaded(p)} == {True, False}
