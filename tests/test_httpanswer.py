@@ -156,3 +156,21 @@ def test_no_body_statuses_and_folded_headers() -> None:
     status, _, body, keep = lean(b"HTTP/1.1 204 No Content\r\nServer: a\r\n b\r\n\r\n")
     assert (status, body, keep) == (204, b"", True)
     assert lean(b"HTTP/1.1 204 No Content\r\nServer: a\r\n b\r\n\r\n")[1]["Server"] == "a b"
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.one_of(
+    st.tuples(st.sampled_from(["Content-Type", "x-a", "Retry-After", "bad name", ""]),
+              st.text("ab 19:\t\r,;-", max_size=12)).map(lambda nv: f"{nv[0]}:{nv[1]}"),
+    st.text(" \tab\r", min_size=1, max_size=6)), max_size=6))
+def test_the_regex_head_reading_equals_the_line_by_line_one(lines: list[str]) -> None:
+    data = ("HTTP/1.1 202 Accepted\r\n" + "".join(f"{line}\r\n" for line in lines)
+            + "\r\n").encode("latin-1")
+
+    def outcome(read: object) -> object:
+        try:
+            return read(data)  # type: ignore[operator]
+        except httpanswer.Malformed:
+            return "malformed"
+
+    assert outcome(httpanswer._head) == outcome(httpanswer._head_by_lines)

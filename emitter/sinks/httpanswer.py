@@ -188,7 +188,25 @@ class Answer:
             raise Malformed("a chunk is longer than its size")
 
 
+_FIELDS = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*\r\n)*")
+_FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):([^\r\n]*)\r\n")
+
+
 def _head(data: bytes) -> tuple[bytes, int, list[tuple[str, str]]]:
+    """(minor version, status, header pairs) of a head ending in CRLF CRLF. Plain field
+    lines (the usual case) are read by two regex passes; anything else (an obs-fold, a bare
+    CR, a malformed line) by the line-by-line reading below, which gives the same pairs."""
+    cut = data.find(b"\r\n")
+    found = _STATUS.fullmatch(data, 0, cut)
+    block = data[cut + 2:-2]
+    if found is not None and _FIELDS.fullmatch(block) and block.count(b"\n") <= MAX_HEADERS:
+        pairs = [(name.decode("ascii"), value.strip(_BLANK).decode("latin-1"))
+                 for name, value in _FIELD.findall(block)]
+        return found.group(1), int(found.group(2)), pairs
+    return _head_by_lines(data)
+
+
+def _head_by_lines(data: bytes) -> tuple[bytes, int, list[tuple[str, str]]]:
     lines = data[:-4].split(b"\r\n")
     found = _STATUS.fullmatch(lines[0])
     if found is None:
