@@ -130,7 +130,7 @@ class Sender:
     def start(self) -> None:
         sinks = [self._factory() for _ in range(self._workers)]  # a bad sink fails first
         # Each worker takes as many rows at once as its sink has requests in flight.
-        in_flight = sum(_fanout(sink, "max_fanout") for sink in sinks)
+        in_flight = sum(_fanout(sink, most=True) for sink in sinks)
         self._queue = _Handoff(capacity=in_flight + self._batch, low=in_flight)
         # On a shared backend every replica sends: leases keep them apart, not a lock.
         if self._lock_fd is None and not getattr(self.outbox, "shared", False):
@@ -307,17 +307,16 @@ def _send(sink: Sink, row: Row) -> DeliveryResult:
     try:
         return sink.send(Encoded(row.body))
     except Exception as exc:  # noqa: BLE001 - a sink bug must not kill the worker
-        log.exception("sink %s failed on event %d", getattr(sink, "name", "?"), row.id)
-        why = f"internal error in the {getattr(sink, 'name', '?')} sink: {exc!r}"[:500]
-        return DeliveryResult(Outcome.RETRY, errors=(why,), detail=why)
+        return _sink_failed(sink, exc, f"event {row.id}")
 
 
-def _fanout(sink: Sink, which: str = "fanout") -> int:
-    """How many events the sink takes at once now (`fanout`) or at most (`max_fanout`,
-    else `fanout`) through `send_many`; 1 for a sink without it."""
+def _fanout(sink: Sink, *, most: bool = False) -> int:
+    """How many events the sink takes at once through `send_many` now (`fanout`), or at
+    most (`max_fanout`, else `fanout`); 1 for a sink without `send_many`."""
     if not hasattr(sink, "send_many"):
         return 1
-    return max(1, int(getattr(sink, which, getattr(sink, "fanout", 1))))
+    now = int(getattr(sink, "fanout", 1))
+    return max(1, int(getattr(sink, "max_fanout", now)) if most else now)
 
 
 def _send_all(sink: Sink, rows: list[Row]) -> list[DeliveryResult]:
@@ -331,10 +330,15 @@ def _send_all(sink: Sink, rows: list[Row]) -> list[DeliveryResult]:
             raise RuntimeError(f"{len(results)} results for {len(rows)} events")
         return results
     except Exception as exc:  # noqa: BLE001 - a sink bug must not kill the worker
-        log.exception("sink %s failed on events %d-%d", getattr(sink, "name", "?"),
-                      rows[0].id, rows[-1].id)
-        why = f"internal error in the {getattr(sink, 'name', '?')} sink: {exc!r}"[:500]
-        return [DeliveryResult(Outcome.RETRY, errors=(why,), detail=why)] * len(rows)
+        return [_sink_failed(sink, exc, f"events {rows[0].id}-{rows[-1].id}")] * len(rows)
+
+
+def _sink_failed(sink: Sink, exc: Exception, what: str) -> DeliveryResult:
+    """A sink's own bug on `what`: logged with its traceback, and a RETRY for the events."""
+    name = getattr(sink, "name", "?")
+    log.exception("sink %s failed on %s", name, what)
+    why = f"internal error in the {name} sink: {exc!r}"[:500]
+    return DeliveryResult(Outcome.RETRY, errors=(why,), detail=why)
 
 
 def reason(result: DeliveryResult) -> str:

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from emitter import __version__
@@ -140,12 +140,11 @@ class DatadogSink:
         from emitter.sinks import transport
 
         self._lean = isinstance(self._session, transport.KeepAliveSession)
-        self._base_url = settings.base_url
         # The extra connections of `send_many`: lean sessions only, and only ours.
         self.max_fanout = FANOUT if self._lean and session is None else 1
         self.fanout = 1  # the window now (see FANOUT)
         self._pool: list[transport.KeepAliveSession] = (
-            [self._session] if self.fanout > 1 else [])  # type: ignore[list-item]
+            [self._session] if self.max_fanout > 1 else [])  # type: ignore[list-item]
         self._headers = {
             "DD-API-KEY": self._secret,
             "Content-Type": "application/json",
@@ -172,23 +171,15 @@ class DatadogSink:
             timeouts = (min(timeouts[0], budget), min(timeouts[1], budget))
             if self._lean:
                 extra["budget"] = budget
-        try:
-            response: _Answer = self._session.post(
-                self._url,
-                data=event.body,
-                headers=self._headers,
-                timeout=timeouts if budget is not None else self._timeout,
-                allow_redirects=False,  # a redirect would carry the key to another host
-                stream=True,  # read a bounded amount of the answer ourselves
-                **extra,
-            )
-            try:
-                body = _read_bounded(response)
-            finally:
-                response.close()
-        except self._failures.any as exc:
-            return self._transient(self._network_reason(exc, timeouts))
-        return self._classify(response.status_code, response.headers, body)
+        return self._complete(lambda: self._session.post(
+            self._url,
+            data=event.body,
+            headers=self._headers,
+            timeout=timeouts if budget is not None else self._timeout,
+            allow_redirects=False,  # a redirect would carry the key to another host
+            stream=True,  # read a bounded amount of the answer ourselves
+            **extra,
+        ), timeouts)
 
     def send_many(self, events: Sequence[Encoded]) -> list[DeliveryResult]:
         """One attempt for each of `events`, up to `fanout` of them in flight at once on
@@ -196,14 +187,12 @@ class DatadogSink:
         Results are in the order of `events`; never raises for network trouble."""
         if len(events) <= 1 or self.max_fanout <= 1:
             return self._adapt([self.send(event) for event in events])
-        from emitter.sinks import transport
 
         results: list[DeliveryResult] = []
         for start in range(0, len(events), self.max_fanout):
             part = events[start:start + self.max_fanout]
             while len(self._pool) < len(part):
-                self._pool.append(transport.KeepAliveSession(
-                    self._base_url, ca_bundle=transport.environ_ca_bundle(os.environ)))
+                self._pool.append(self._pool[0].sibling())
             sessions = self._pool[:len(part)]
             sent: list[transport.Sent | BaseException] = []
             for session, event in zip(sessions, part, strict=True):
@@ -227,16 +216,22 @@ class DatadogSink:
 
     def _answer(self, session: transport.KeepAliveSession,
                 handle: transport.Sent | BaseException, until: float) -> DeliveryResult:
+        if isinstance(handle, BaseException):  # the request could not be sent
+            return self._transient(self._network_reason(handle, self._timeouts))
+        return self._complete(lambda: session.read_answer(handle, until=until), self._timeouts)
+
+    def _complete(self, answer: Callable[[], _Answer],
+                  timeouts: tuple[float, float]) -> DeliveryResult:
+        """Take `answer()`, read a bounded amount of its body and classify it; a network
+        failure on the way is a RETRY result."""
         try:
-            if isinstance(handle, BaseException):
-                raise handle
-            response = session.read_answer(handle, until=until)
+            response = answer()
             try:
                 body = _read_bounded(response)
             finally:
                 response.close()
         except self._failures.any as exc:
-            return self._transient(self._network_reason(exc, self._timeouts))
+            return self._transient(self._network_reason(exc, timeouts))
         return self._classify(response.status_code, response.headers, body)
 
     def _network_reason(self, exc: BaseException, timeouts: tuple[float, float]) -> str:

@@ -24,6 +24,7 @@ classifies both families the same way (tests/test_transport.py checks it).
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
 import select
@@ -154,6 +155,13 @@ class KeepAliveSession:
                          self._port)
         self._sock: socket.socket | None = None
         self._reader: httpanswer.Reader | None = None
+
+    def sibling(self) -> KeepAliveSession:
+        """Another session to the same origin with the same TLS settings (its context is
+        shared, not built again), for requests in flight together (DatadogSink.send_many)."""
+        other = copy.copy(self)
+        other._sock, other._reader = None, None
+        return other
 
     def reusable(self) -> bool:
         """The connection may carry the next request: open, and nothing unread on it."""

@@ -281,18 +281,18 @@ def compiled(rules: Sequence[tuple[str, int]]) -> tuple[Prefilter | None, bool]:
         return (_BUILT[key], True) if key in _BUILT else (None, False)
 
 
-def build_soon(rules: Sequence[tuple[str, int]]) -> tuple[Prefilter | None, bool]:
-    """(the prefilter if already compiled, whether one is still coming): a rule set not yet
-    compiled is compiled on a background thread, so a daemon starts (and serves, on the
-    pure-`re` path, which matches the same) without waiting for it; ask again later."""
+def compile_soon(rules: Sequence[tuple[str, int]]) -> bool:
+    """True while this rule set's prefilter is still to come: the first call starts its
+    compile on a background thread, so a daemon serves (on the pure-`re` path, which finds
+    the same hits) without waiting; `compiled` then has it."""
     if not available():
-        return None, False
+        return False
     key = tuple(rules)
     with _BUILT_LOCK:
         if (key, False) in _BUILT:
-            return _BUILT[key, False], False
+            return False
         if key in _COMPILING:
-            return None, True
+            return True
         _COMPILING.add(key)
 
     def compile_it() -> None:
@@ -303,7 +303,7 @@ def build_soon(rules: Sequence[tuple[str, int]]) -> tuple[Prefilter | None, bool
                 _COMPILING.discard(key)
 
     threading.Thread(target=compile_it, name="hyperscan-compile", daemon=True).start()
-    return None, True
+    return True
 
 
 def _build(rules: Sequence[tuple[str, int]]) -> Prefilter | None:

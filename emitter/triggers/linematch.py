@@ -112,7 +112,7 @@ class LineMatcher:
     def acceleration_came(self) -> bool:
         """While `accelerating`: True once the background compile is over (build again);
         the first call starts it (so a daemon's start does not share the GIL with it)."""
-        return self.accelerating and not hsmatch.build_soon(self._patterns)[1]
+        return self.accelerating and not hsmatch.compile_soon(self._patterns)
 
     @property
     def fast_rule_count(self) -> int:
