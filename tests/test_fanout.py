@@ -57,6 +57,8 @@ def test_the_window_opens_on_several_connections_and_closes_on_a_429(
         assert sizes == [1, 2, 4, 8, FANOUT, FANOUT]
         ports = {r.client_port for r in intake.requests[-FANOUT:]}
         assert len(ports) == FANOUT  # one connection per request in flight
+        # ... and no more in all: the sink's own connection is the first of them
+        assert {r.client_port for r in intake.requests} == ports
         intake.enqueue(Fault.rate_limited(reset=0))
         results = sink.send_many(events(FANOUT, start=1000))
         assert [r.status for r in results].count(429) == 1
