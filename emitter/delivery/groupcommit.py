@@ -113,33 +113,28 @@ class GroupCommitter:
         return result
 
     def _lead(self, own: _Op) -> None:
-        """Commit batches until `own` is done, then hand over to the next waiting op."""
-        while not own.done:
-            with self._lock:
-                batch = list(self._queue)
-                self._queue.clear()
-            try:
-                self._commit(batch)
-            except BaseException as exc:  # e.g. KeyboardInterrupt mid-commit: free the others
-                for other in batch:
-                    if not other.done:
-                        other.error, other.done = exc, True
-                self._finish(batch, own)
-                raise
+        """Commit everything queued (`own` is among it: a leader's op stays queued until it
+        leads), wake those callers, then hand over to the next waiting op or stand down."""
+        with self._lock:
+            batch = list(self._queue)
+            self._queue.clear()
+        try:
+            self._commit(batch)
+        except BaseException as exc:  # e.g. KeyboardInterrupt mid-commit: free the others
+            for other in batch:
+                if not other.done:
+                    other.error, other.done = exc, True
+            raise
+        finally:
             self._finish(batch, own)
 
     def _finish(self, batch: list[_Op], own: _Op) -> None:
-        """Wake the batch's callers; make the next queued op the leader, or stand down."""
         for other in batch:
             if other is not own:
                 other.wake()
-        if not own.done:
-            return
         with self._lock:
-            if self._queue:
-                successor = self._queue[0]  # it finds itself not done: it leads
-            else:
-                successor = None
+            successor = self._queue[0] if self._queue else None  # not done: it will lead
+            if successor is None:
                 self._committing = False
                 self._idle.set()
         if successor is not None:
