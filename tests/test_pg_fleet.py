@@ -235,9 +235,20 @@ def test_a_database_restart_loses_nothing_accepted(
     assert health["database"] == "unreachable"
     assert set(answers.values()) <= {202, 503}
     accepted = {f"hook {n}" for n, code in answers.items() if code == 202}
-    wait_until(lambda: accepted <= {e["title"] for e in intake.events}, 60, "every 202")
+    try:
+        wait_until(lambda: accepted <= {e["title"] for e in intake.events}, 60, "every 202")
+    except AssertionError:
+        missing = sorted(accepted - {e["title"] for e in intake.events})
+        raise AssertionError(f"{len(missing)} accepted event(s) never delivered: {missing[:20]}"
+                             "; the daemon said:\n" + "\n".join(d.raw[-60:])) from None
     refused = {f"hook {n}" for n, code in answers.items() if code == 503}
-    assert not refused & {e["title"] for e in intake.events}
+    # A refusal is never delivered, except the one request whose COMMIT was in flight when the
+    # server died: the server may have committed it before the client heard back. Its
+    # outcome is unknown to the daemon, which answers 503 (a retry may then duplicate it,
+    # never lose it); such an event had reached the commit (logged "queued").
+    queued = {line.get("title") for line in d.lines if line.get("outcome") == "queued"}
+    in_doubt = refused & {e["title"] for e in intake.events}
+    assert len(in_doubt) <= 1 and in_doubt <= queued, in_doubt
     assert _healthz(port)["database"] == "reachable"
     assert d.stop() == 0
 
