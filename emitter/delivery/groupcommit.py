@@ -20,6 +20,13 @@ T = TypeVar("T")
 # they cost more than the inserts. It may still count its refusal in the tally. An
 # sqlite3.Error fails the whole transaction and every op in it.
 OpFn = Callable[[sqlite3.Connection, "collections.Counter[str]"], T]
+# A merged op (`submit_merged`): the ops of one transaction submitted with the same function
+# go to one call of it, with their payloads in queue order, and it returns one result per
+# payload. A result that is an Exception is raised to that op's caller (a refusal: it must
+# not have written that payload's rows). Merging lets a batch of inserts be one statement:
+# every statement lets go of the interpreter lock while SQLite runs it, and under many
+# request threads each of those costs the leader a wait to get it back.
+MergedFn = Callable[[sqlite3.Connection, "collections.Counter[str]", list[Any]], list[Any]]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -40,10 +47,13 @@ class _Op:
     """One caller's work; its thread sleeps on `_wake` (a lock it cannot take until the
     leader releases it) until the op is done or the caller is made the next leader."""
 
-    __slots__ = ("fn", "durable", "result", "error", "done", "_wake")
+    __slots__ = ("fn", "merge", "payload", "durable", "result", "error", "done", "_wake")
 
-    def __init__(self, fn: OpFn[Any], durable: bool) -> None:
+    def __init__(self, fn: OpFn[Any] | None, durable: bool, merge: MergedFn | None = None,
+                 payload: Any = None) -> None:
         self.fn = fn
+        self.merge = merge
+        self.payload = payload
         self.durable = durable
         self.result: Any = None
         self.error: BaseException | None = None
@@ -96,7 +106,14 @@ class GroupCommitter:
         is committed without fsync (synchronous=NORMAL; WAL keeps it ordered and crash-safe,
         and the next durable commit's fsync covers it too).
         """
-        op = _Op(fn, durable)
+        return self._run(_Op(fn, durable))  # type: ignore[no-any-return]
+
+    def submit_merged(self, merge: MergedFn, payload: Any, *, durable: bool = True) -> Any:
+        """Like `submit`, with the ops of one transaction that share `merge` run by one call
+        of it (see MergedFn); returns this payload's result."""
+        return self._run(_Op(None, durable, merge, payload))
+
+    def _run(self, op: _Op) -> Any:
         with self._lock:
             self._queue.append(op)
             leading = not self._committing
@@ -109,8 +126,7 @@ class GroupCommitter:
             self._lead(op)
         if op.error is not None:
             raise op.error
-        result: T = op.result
-        return result
+        return op.result
 
     def _lead(self, own: _Op) -> None:
         """Commit everything queued (`own` is among it: a leader's op stays queued until it
@@ -149,13 +165,13 @@ class GroupCommitter:
                 conn.execute(f"PRAGMA synchronous = {sync}")
                 self._sync = sync
             conn.execute("BEGIN IMMEDIATE")
+            merged: list[MergedFn] = []
             for op in batch:
-                try:
-                    op.result = op.fn(conn, tally)
-                except sqlite3.Error:
-                    raise  # the whole transaction is in doubt: every op fails below
-                except Exception as exc:  # noqa: BLE001 - handed back to that op's caller
-                    op.error = exc
+                if op.merge is None:
+                    _apply(op, conn, tally)
+                elif op.merge not in merged:  # the group runs where its first op stood
+                    merged.append(op.merge)
+                    _apply_merged([o for o in batch if o.merge == op.merge], conn, tally)
             for name, delta in tally.items():
                 conn.execute(
                     "INSERT INTO counters VALUES (?, ?) "
@@ -181,3 +197,32 @@ class GroupCommitter:
             f"outbox {self.path}: {why} ({text}); the event was refused, nothing already "
             "accepted was dropped; try again later"
         )
+
+
+def _apply(op: _Op, conn: sqlite3.Connection, tally: collections.Counter[str]) -> None:
+    assert op.fn is not None
+    try:
+        op.result = op.fn(conn, tally)
+    except sqlite3.Error:
+        raise  # the whole transaction is in doubt: every op fails
+    except Exception as exc:  # noqa: BLE001 - handed back to that op's caller
+        op.error = exc
+
+
+def _apply_merged(group: list[_Op], conn: sqlite3.Connection,
+                  tally: collections.Counter[str]) -> None:
+    merge = group[0].merge
+    assert merge is not None
+    try:
+        results = merge(conn, tally, [op.payload for op in group])
+    except sqlite3.Error:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a fault in the merged call fails its ops only
+        results = [exc] * len(group)
+    if len(results) != len(group):
+        raise AssertionError(f"{merge!r} returned {len(results)} results for {len(group)}")
+    for op, result in zip(group, results, strict=True):
+        if isinstance(result, Exception):
+            op.error = result
+        else:
+            op.result = result

@@ -25,10 +25,13 @@ from emitter.delivery.outboxrows import (
     ROW_COLUMNS,
     SCHEMA,
     STATE_COUNTER,
+    Enqueue,
     OutboxSignals,
     OutboxStatus,
     Row,
     Settlement,
+    delete_events,
+    insert_events,
     migrate,
     row_of,
 )
@@ -75,6 +78,7 @@ class Outbox(OutboxSignals):
         except OutboxUnavailableError as exc:
             self._writer.close()
             raise ConfigError(f"outbox {self.path}: cannot initialise it: {exc}") from exc
+        self._insert = self._insert_merged  # one object: the merge key of every enqueue
         self._reader = connect(self.path)
         self._read_lock = threading.Lock()
         self._work = threading.Event()  # set whenever something may have become due
@@ -116,41 +120,47 @@ class Outbox(OutboxSignals):
             return []
         rows = [(rule_id, bytes(body)) for rule_id, body in items]
         ttl = self.deadline if deadline is None else deadline
-        state = "inflight" if claimed else "pending"
-
-        def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> list[int]:
-            self._check_room(conn, tally, rows)
-            now = time.time()
-            due = now + max(lease, CLAIM_LEASE) if claimed else now
-            ids = []
-            for rule_id, body in rows:
-                cur = conn.execute(
-                    "INSERT INTO events (rule_id, body, created_at, next_attempt_at, deadline,"
-                    " state) VALUES (?, ?, ?, ?, ?, ?)",
-                    (rule_id, body, now, due, now + ttl, state),
-                )
-                ids.append(int(cur.lastrowid or 0))
-            tally["accepted"] += len(rows)
-            return ids
-
-        ids = self._submit(op)
+        ids: list[int] = self._writer.submit_merged(
+            self._insert, Enqueue(rows, ttl, max(lease, CLAIM_LEASE) if claimed else None))
         self._work.set()
         return ids
 
-    def _check_room(
-        self,
-        conn: sqlite3.Connection,
-        tally: collections.Counter[str],
-        rows: Sequence[tuple[str, bytes]],
-    ) -> None:
+    def _insert_merged(self, conn: sqlite3.Connection, tally: collections.Counter[str],
+                       batch: list[Enqueue]) -> list[list[int] | OutboxFullError]:
+        """Every enqueue of one transaction: the bounds checked for each in turn (a refused
+        one takes no room), then all accepted rows inserted by as few statements as
+        INSERT_CHUNK allows."""
         events, size = conn.execute("SELECT events, bytes FROM totals").fetchone()
-        extra = sum(len(body) for _, body in rows)
-        if events + len(rows) <= self.max_events and size + extra <= self.max_bytes:
-            return
-        tally["refused"] += len(rows)
-        raise OutboxFullError(
+        now = time.time()
+        results: list[list[int] | OutboxFullError] = []
+        values: list[Any] = []
+        counts: list[int] = []
+        for item in batch:
+            extra = sum(len(body) for _, body in item.rows)
+            if events + len(item.rows) > self.max_events or size + extra > self.max_bytes:
+                tally["refused"] += len(item.rows)
+                results.append(self._full(events, size, len(item.rows)))
+                continue
+            events, size = events + len(item.rows), size + extra
+            state, due = ("pending", now) if item.lease is None else ("inflight", now + item.lease)
+            for rule_id, body in item.rows:
+                values.extend((rule_id, body, now, due, now + item.ttl, state))
+            counts.append(len(item.rows))
+            results.append([])
+        ids = insert_events(conn, values)
+        tally["accepted"] += len(ids)
+        at = 0
+        for result in results:
+            if isinstance(result, list):
+                n = counts.pop(0)
+                result.extend(ids[at:at + n])
+                at += n
+        return results
+
+    def _full(self, events: int, size: int, n: int) -> OutboxFullError:
+        return OutboxFullError(
             f"outbox {self.path} is full ({events:,} events, {size:,} bytes; limits "
-            f"{self.max_events:,} events, {self.max_bytes:,} bytes): refused {len(rows)} new "
+            f"{self.max_events:,} events, {self.max_bytes:,} bytes): refused {n} new "
             "event(s); nothing already accepted was dropped. Let the sender catch up, or "
             "free room with `emitter outbox purge --dead`."
         )
@@ -217,7 +227,7 @@ class Outbox(OutboxSignals):
         Not fsynced by default: losing a settlement in a power cut only means that event is
         sent again (at-least-once), and the sender settles at a rate fsync would cap.
         """
-        delivered = [(s.id,) for s in items if s.outcome == "delivered"]
+        delivered = [s.id for s in items if s.outcome == "delivered"]
         now = time.time()
         retried = [(s.next_at, s.status, s.error[:_ERROR_CHARS], s.attempts, s.id)
                    for s in items if s.outcome == "retry"]
@@ -225,7 +235,7 @@ class Outbox(OutboxSignals):
         failed = [s for s in items if s.outcome != "delivered"]
 
         def op(conn: sqlite3.Connection, tally: collections.Counter[str]) -> None:
-            conn.executemany("DELETE FROM events WHERE id = ?", delivered)
+            delete_events(conn, delivered)
             conn.executemany(
                 "UPDATE events SET state = 'pending', next_attempt_at = ?, last_status = ?,"
                 " last_error = ?, attempts = coalesce(?, attempts) WHERE id = ?",

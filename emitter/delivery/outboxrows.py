@@ -3,6 +3,7 @@ record, and how a stored row becomes a `Row`. The behaviour lives in emitter.del
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -159,6 +160,57 @@ def row_of(values: Sequence[Any]) -> Row:
         deadline=float(values[9]),
         dead_at=None if values[10] is None else float(values[10]),
     )
+
+
+INSERT_COLUMNS = ("rule_id", "body", "created_at", "next_attempt_at", "deadline", "state")
+INSERT_CHUNK = 500  # rows per INSERT statement (6 parameters each, far under SQLite's 32,766)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(n: int) -> str:
+    """Only placeholders and the fixed column names go into the text."""
+    marks = "(" + ", ".join("?" * len(INSERT_COLUMNS)) + ")"
+    columns = ", ".join(INSERT_COLUMNS)
+    return f"INSERT INTO events ({columns}) VALUES " + ", ".join([marks] * n)  # noqa: S608
+
+
+@functools.lru_cache(maxsize=64)
+def _delete_sql(n: int) -> str:
+    return "DELETE FROM events WHERE id IN (" + ", ".join("?" * n) + ")"  # noqa: S608
+
+
+def delete_events(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+    """Delete rows by id, INSERT_CHUNK per statement (one statement, not one per row)."""
+    for start in range(0, len(ids), INSERT_CHUNK):
+        chunk = ids[start:start + INSERT_CHUNK]
+        conn.execute(_delete_sql(len(chunk)), chunk)
+
+
+def insert_events(conn: sqlite3.Connection, values: Sequence[Any]) -> list[int]:
+    """Insert rows given as one flat sequence of INSERT_COLUMNS values; return their ids.
+
+    One statement per INSERT_CHUNK rows. The ids are the statement's last rowid and the ones
+    before it: AUTOINCREMENT gives each new row one more than the largest id ever used, and
+    the caller holds the write transaction, so one statement's rows are consecutive
+    (tests/test_outbox_merge.py checks every id against its row)."""
+    width = len(INSERT_COLUMNS)
+    ids: list[int] = []
+    for start in range(0, len(values), INSERT_CHUNK * width):
+        chunk = values[start:start + INSERT_CHUNK * width]
+        n = len(chunk) // width
+        last = int(conn.execute(_insert_sql(n), chunk).lastrowid or 0)
+        ids.extend(range(last - n + 1, last + 1))
+    return ids
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """One `Outbox.enqueue` call's rows as they wait for the shared transaction: `lease` set
+    means stored inflight, reserved for that many seconds (`emitter fire`)."""
+
+    rows: list[tuple[str, bytes]]
+    ttl: float
+    lease: float | None
 
 
 class OutboxSignals:
