@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from emitter.errors import OutboxUnavailableError
 from emitter.state.postgres.db import Database
+
+log = logging.getLogger(__name__)
 
 # Namespaces whose keys name something on this host (a file path): kept per host.
 HOST_LOCAL = frozenset({"file"})
 _NUMBER = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+# Seconds between removals of expired once keys. Each schedule slot claims a key of its own
+# (never claimed again), so without them the table would grow by one row per firing forever.
+ONCE_PURGE_EVERY = 3600.0
 
 
 class PgStateStore:
@@ -25,6 +32,7 @@ class PgStateStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.path = db.where
+        self._once_purged = 0.0  # the first claim purges
 
     def _key(self, namespace: str, key: str) -> str:
         return f"{self.db.host}\x1f{key}" if namespace in HOST_LOCAL else key
@@ -107,7 +115,20 @@ class PgStateStore:
                 "INSERT INTO once_keys VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET"
                 " expires_at = excluded.expires_at WHERE once_keys.expires_at < %s"
                 " RETURNING key", (key, now + ttl, now))
-            return cur.fetchone() is not None
+            claimed = cur.fetchone() is not None
+        if now - self._once_purged >= ONCE_PURGE_EVERY:
+            self._once_purged = now
+            try:
+                self.purge_once_keys(now)
+            except OutboxUnavailableError as exc:  # the claim stands; the next hour retries
+                log.warning("could not remove expired schedule keys: %s", exc)
+        return claimed
+
+    def purge_once_keys(self, now: float) -> int:
+        """Remove the once keys expired before `now` (their own transaction); how many went."""
+        with self.db.tx(own=True) as cur:
+            cur.execute("DELETE FROM once_keys WHERE expires_at < %s", (now,))
+            return int(cur.rowcount)
 
     def hold_lease(self, name: str, seconds: float) -> bool:
         """Take or renew the lease `name` for this replica; False while another holds it."""
