@@ -12,8 +12,7 @@ from emitter.daemon import logs
 from emitter.daemon.front import webhook_secrets
 from emitter.delivery.pipeline import RuleSet
 from emitter.problems import Problem
-from emitter.rules.loader import find_rule_files, load_rules
-from emitter.templates.compiler import compile_rules
+from emitter.rules.loader import find_rule_files
 from emitter.validate.pipeline import validate_paths
 
 log = logging.getLogger(logs.LIFECYCLE)
@@ -25,16 +24,12 @@ def check_rules(paths: Sequence[str], environ: Mapping[str, str]) -> Checked:
     """Validate and compile the rule files: (rules or None when any error, problems,
     files checked). The same checks as `emitter validate`."""
     now = datetime.now(timezone.utc)
-    report = validate_paths(list(paths), now=now, environ=environ)
+    report = validate_paths(list(paths), now=now, environ=environ, keep_compiled=True)
     problems = list(report.problems)
     files = len(report.files)
-    if any(p.is_error for p in problems):
+    if any(p.is_error for p in problems) or report.compiled is None:
         return None, problems, files
-    loaded = load_rules(list(paths))
-    compiled, more = compile_rules(loaded.rules)
-    problems += [p for p in (*loaded.problems, *more) if p not in problems]
-    if any(p.is_error for p in problems):
-        return None, problems, files
+    compiled = list(report.compiled)  # compiled once, by the check itself
     logs.add_secrets(webhook_secrets(compiled, environ))
     return RuleSet.of(compiled), problems, files
 

@@ -25,7 +25,7 @@ import pickle
 import signal
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -55,6 +55,9 @@ class ValidationReport:
     rules_checked: int
     events_rendered: int
     jobs: int = 1  # processes that checked rules
+    # The rules as compiled by the check, for `emitter run` (keep_compiled=True), which then
+    # does not compile them a second time; None otherwise.
+    compiled: tuple[CompiledRule, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def files_checked(self) -> int:
@@ -120,17 +123,20 @@ class _Checked:
     rendered: tuple[Problem, ...]
     linted: tuple[Problem, ...]
     events: int
+    rules: tuple[CompiledRule, ...] | None = None  # kept only when asked (not pickled then)
 
 
 def _check(rules: Sequence[Rule], ctx: RenderContext,
-           disabled_checks: Collection[str]) -> _Checked:
-    """Compile, render with the examples, check each event and lint: everything per rule."""
+           disabled_checks: Collection[str], keep: bool = False) -> _Checked:
+    """Compile, render with the examples, check each event and lint: everything per rule
+    (`keep`: with the compiled rules)."""
     compiled, compile_problems = compile_rules(rules)
     render_problems: list[Problem] = []
     rendered = {rule.id: _render_examples(rule, ctx, render_problems) for rule in compiled}
     linted = lint_rules(rules, compiled, rendered, disabled=disabled_checks)
     return _Checked(tuple(compile_problems), tuple(render_problems), tuple(linted),
-                    sum(len(events) for events in rendered.values()))
+                    sum(len(events) for events in rendered.values()),
+                    tuple(compiled) if keep else None)
 
 
 def usable_jobs(rules: int, jobs: int | None) -> int:
@@ -216,21 +222,23 @@ def validate_paths(
     tested: Collection[str] | None = None,
     disabled_checks: Collection[str] = (),
     jobs: int | None = 1,
+    keep_compiled: bool = False,
 ) -> ValidationReport:
     """Validate every rule under `paths`. Raises UsageError only for a path that does not exist.
 
     `strict` turns warnings into errors. `tested` (rule ids some test case covers) enables the
     lint check for untested rules; `disabled_checks` names lint checks to skip. `jobs` is the
     number of processes checking rules (see `usable_jobs`); the report does not depend on it.
+    `keep_compiled` (one process) returns the compiled rules with the report.
     """
     loaded = load_rules(paths)
     ctx = RenderContext(now=now, hostname=VALIDATE_HOSTNAME, unified_tags=unified_tags(environ),
                         environ=environ)
     rules = loaded.rules
-    jobs = usable_jobs(len(rules), jobs)
+    jobs = 1 if keep_compiled else usable_jobs(len(rules), jobs)
 
     def check(run: Sequence[Rule]) -> _Checked:
-        return _check(run, ctx, disabled_checks)
+        return _check(run, ctx, disabled_checks, keep_compiled)
 
     results = _check_in_parallel(rules, jobs, check) if jobs > 1 else [check(rules)]
     problems = [*loaded.problems]
@@ -245,4 +253,5 @@ def validate_paths(
         rules_checked=len(rules),
         events_rendered=sum(result.events for result in results),
         jobs=jobs,
+        compiled=results[0].rules if keep_compiled else None,
     )
