@@ -76,6 +76,11 @@ class StateStore:
         gone = [(namespace, k) for k in delete]
         if not rows and not gone:
             return  # nothing to write: no transaction (a webhook request without dedup ids)
+        if len(rows) == 1 and not gone:  # one statement is its own transaction: one step, not
+            with self._lock:             # three (each lets other threads take the GIL)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO kv (namespace, key, value) VALUES (?, ?, ?)", rows[0])
+            return
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
