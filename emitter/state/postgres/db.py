@@ -1,9 +1,11 @@
 """One process's connection to the shared PostgreSQL backend: a small pool, one transaction per
-batch held by the calling thread, driver errors turned into OutboxUnavailableError, and the
-versioned migrations (emitter/state/migrations/NNNN_*.sql) applied under an advisory lock."""
+batch held by the calling thread, driver errors turned into OutboxUnavailableError, a COMMIT
+whose answer was lost resolved by asking the server, and the versioned migrations
+(emitter/state/migrations/NNNN_*.sql) applied under an advisory lock."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from emitter.errors import ConfigError, OutboxUnavailableError
@@ -28,6 +30,31 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Server-side bounds, so a lost server or a stuck lock never hangs a trigger or a sender.
 _OPTIONS = ("-c statement_timeout=30000 -c lock_timeout=15000"
             " -c idle_in_transaction_session_timeout=60000")
+# How long a COMMIT whose answer was lost waits to learn from the server whether it committed:
+# long enough for a crashed server to restart and recover (a few seconds) and short of the
+# 30 s a webhook sender commonly waits for its answer, since the request waits meanwhile.
+IN_DOUBT_WAIT = 10.0
+IN_DOUBT_POLL = 0.25  # seconds between two questions while the server is away
+# Asked just before COMMIT (txid_* and pg_*_lsn: PostgreSQL 10+): the transaction id (NULL when
+# it wrote nothing: then nothing can be in doubt), where its writes end in the WAL, and where
+# the server's last recovery stopped replaying (NULL when it started without one).
+_BEFORE_COMMIT = ("SELECT x, CASE WHEN x IS NOT NULL THEN pg_current_wal_insert_lsn()::text END,"
+                  " pg_last_wal_replay_lsn()::text FROM txid_current_if_assigned() AS x")
+# Asked afterwards on a fresh connection. Crash recovery hands out again the ids of
+# transactions whose WAL never reached disk, so txid_status would then describe another
+# transaction: when a recovery ran since (the replay point moved) and stopped before our
+# writes, ours never committed. Otherwise txid_status is about ours.
+_OUTCOME = ("SELECT CASE WHEN r IS NULL OR r IS NOT DISTINCT FROM %(replayed)s::pg_lsn"
+            " OR r >= %(written)s::pg_lsn THEN txid_status(%(txid)s) ELSE 'aborted' END"
+            " FROM pg_last_wal_replay_lsn() AS r")
+
+
+class _Pending(NamedTuple):
+    """A transaction about to commit, as _BEFORE_COMMIT tells it."""
+
+    txid: int
+    written: str
+    replayed: str | None
 
 
 def is_url(text: str | None) -> bool:
@@ -53,6 +80,17 @@ def split_options(url: str) -> tuple[str, dict[str, str]]:
     return urlunsplit(parts._replace(query=urlencode(theirs))), ours
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _refusal(where: str, exc: BaseException) -> OutboxUnavailableError:
+    return OutboxUnavailableError(
+        f"database {where} is unavailable ({_first_line(exc)}); the event was refused, "
+        "nothing already accepted was dropped; try again later")
+
+
 def migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) of every migration shipped, in order."""
     found = []
@@ -66,10 +104,12 @@ def migrations() -> list[tuple[int, str, str]]:
 class Database:
     """The pool and the per-thread batch transaction; see the module docstring."""
 
-    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = POOL_SIZE) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = POOL_SIZE,
+                 in_doubt_wait: float = IN_DOUBT_WAIT) -> None:
         import psycopg
 
         self._psycopg = psycopg
+        self._in_doubt_wait = in_doubt_wait
         self.where = redact(url)
         self._conninfo, options = split_options(url)
         try:
@@ -95,9 +135,9 @@ class Database:
 
     # ---- connections ---------------------------------------------------------------------
 
-    def _connect(self) -> Any:
+    def _connect(self, timeout: int = 5) -> Any:
         return self._psycopg.connect(
-            self._conninfo, autocommit=True, connect_timeout=5, options=_OPTIONS,
+            self._conninfo, autocommit=True, connect_timeout=timeout, options=_OPTIONS,
             keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
             application_name="emitter")
 
@@ -128,10 +168,7 @@ class Database:
         try:
             yield
         except self._psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise OutboxUnavailableError(
-                f"database {self.where} is unavailable ({first}); the event was refused, "
-                "nothing already accepted was dropped; try again later") from exc
+            raise _refusal(self.where, exc) from exc
 
     @contextmanager
     def tx(self, *, own: bool = False) -> Iterator[Any]:
@@ -141,8 +178,7 @@ class Database:
         if held is not None:
             yield held
             return
-        with self._mapped(), self._connection() as conn, conn.transaction(), \
-                conn.cursor() as cur:
+        with self._own() as cur:
             yield cur
 
     @contextmanager
@@ -154,8 +190,7 @@ class Database:
             return
         self._local.after = []
         try:
-            with self._mapped(), self._connection() as conn, conn.transaction(), \
-                    conn.cursor() as cur:
+            with self._own() as cur:
                 self._local.cur = cur
                 try:
                     yield
@@ -166,6 +201,64 @@ class Database:
             self._local.after = None
         for fn in after:
             fn()
+
+    @contextmanager
+    def _own(self) -> Iterator[Any]:
+        """A cursor in a transaction of its own on a pooled connection, committed on leaving
+        (rolled back when the body raises). A COMMIT that loses its connection after the
+        transaction wrote is in doubt: _settle asks the server how it ended."""
+        pending: _Pending | None = None
+        lost: Exception | None = None
+        with self._mapped():
+            with self._connection() as conn:
+                try:
+                    with conn.transaction(), conn.cursor() as cur:
+                        yield cur
+                        cur.execute(_BEFORE_COMMIT)
+                        txid, written, replayed = cur.fetchone()
+                        if txid is not None:
+                            pending = _Pending(int(txid), str(written), replayed)
+                except (self._psycopg.OperationalError, self._psycopg.InterfaceError) as exc:
+                    if pending is None:  # the body or the question failed: no COMMIT was sent
+                        raise
+                    lost = exc
+            if pending is not None and lost is not None:  # outside the pool's slot
+                self._settle(pending, lost)
+
+    def _settle(self, pending: _Pending, lost: Exception) -> None:
+        """Return when the server says the transaction committed; else OutboxUnavailableError,
+        saying so when the outcome is still unknown after IN_DOUBT_WAIT."""
+        outcome = self._outcome(pending)
+        fields = {"database": self.where, "txid": pending.txid, "error": _first_line(lost)}
+        if outcome == "committed":
+            log.warning("database COMMIT was in doubt (connection lost) and turned out "
+                        "committed", extra=fields)
+            return
+        if outcome == "aborted":
+            raise _refusal(self.where, lost) from lost
+        message = (f"database {self.where}: the connection was lost during COMMIT "
+                   f"({_first_line(lost)}) and the server did not say within "
+                   f"{self._in_doubt_wait:g} s whether transaction {pending.txid} committed; "
+                   "the outcome is unknown (in doubt): the event may have been stored, and a "
+                   "retry may duplicate it, never lose it")
+        log.warning("database COMMIT outcome unknown (in doubt)", extra=fields)
+        raise OutboxUnavailableError(message) from lost
+
+    def _outcome(self, pending: _Pending) -> str | None:
+        """'committed' or 'aborted' as a fresh connection (not the pool's) learns it, asked
+        every IN_DOUBT_POLL s while the server is away or the transaction still in progress
+        (its session not yet ended); None when the wait runs out first."""
+        end = time.monotonic() + self._in_doubt_wait
+        while True:
+            with contextlib.suppress(self._psycopg.Error):  # not back yet: ask again
+                left = max(2, int(end - time.monotonic()) + 1)  # libpq counts whole seconds
+                with self._connect(timeout=min(5, left)) as conn:
+                    row = conn.execute(_OUTCOME, pending._asdict()).fetchone()
+                if row is not None and row[0] in ("committed", "aborted"):
+                    return str(row[0])
+            if time.monotonic() + IN_DOUBT_POLL >= end:
+                return None
+            time.sleep(IN_DOUBT_POLL)
 
     def on_commit(self, fn: Callable[[], None]) -> None:
         """Call `fn` once this thread's batch commits (at once when none is open)."""
