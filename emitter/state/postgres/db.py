@@ -30,9 +30,10 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Server-side bounds, so a lost server or a stuck lock never hangs a trigger or a sender.
 _OPTIONS = ("-c statement_timeout=30000 -c lock_timeout=15000"
             " -c idle_in_transaction_session_timeout=60000")
-# How long a COMMIT whose answer was lost waits to learn from the server whether it committed:
-# long enough for a crashed server to restart and recover (a few seconds) and short of the
-# 30 s a webhook sender commonly waits for its answer, since the request waits meanwhile.
+# How long a COMMIT whose answer was lost waits to learn from the server whether it committed
+# (the request and its thread wait meanwhile): a crashed server commonly restarts and recovers
+# within a few seconds, and past about 10 s webhook senders stop waiting for the answer
+# (GitHub's timeout is 10 s) and retry, so a longer wait would decide for nobody.
 IN_DOUBT_WAIT = 10.0
 IN_DOUBT_POLL = 0.25  # seconds between two questions while the server is away
 # Asked just before COMMIT (txid_* and pg_*_lsn: PostgreSQL 10+): the transaction id (NULL when
