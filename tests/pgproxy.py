@@ -66,7 +66,12 @@ class CommitCutter:
                     client.close()
                     continue
                 server = socket.socket(socket.AF_UNIX)
-                server.connect(self.upstream)
+                try:
+                    server.connect(self.upstream)
+                except OSError:  # the server is down: so is this connection, not the proxy
+                    server.close()
+                    _shut(client)
+                    continue
                 link = _Link(self, client, server)
                 threading.Thread(target=link.from_client, daemon=True).start()
                 threading.Thread(target=link.from_server, daemon=True).start()
