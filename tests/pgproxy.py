@@ -33,7 +33,9 @@ class CommitCutter:
         self._armed: str | None = None
         self._lock = threading.Lock()
         self._held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._links: list[_Link] = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
 
     def url(self, dbname: str, password: str = "") -> str:
         user = f"emitter:{password}" if password else "emitter"
@@ -47,9 +49,18 @@ class CommitCutter:
             self.cut.clear()
 
     def close(self) -> None:
-        self.listener.close()
-        for sock in self._held:
+        """Stop accepting, cut every connection and wait for every thread: none outlives the
+        test (a thread left running makes later tests that fork skip)."""
+        _shut(self.listener)  # shutdown() wakes the blocked accept(); close() alone would not
+        with self._lock:
+            links, held = list(self._links), list(self._held)
+        for link in links:
+            _shut(link.client)
+            _shut(link.server)
+        for sock in held:
             _shut(sock)
+        for thread in self._threads:
+            thread.join(10)
 
     def __enter__(self) -> CommitCutter:
         return self
@@ -73,8 +84,13 @@ class CommitCutter:
                     _shut(client)
                     continue
                 link = _Link(self, client, server)
-                threading.Thread(target=link.from_client, daemon=True).start()
-                threading.Thread(target=link.from_server, daemon=True).start()
+                threads = [threading.Thread(target=link.from_client, daemon=True),
+                           threading.Thread(target=link.from_server, daemon=True)]
+                with self._lock:
+                    self._links.append(link)
+                    self._threads.extend(threads)
+                for thread in threads:
+                    thread.start()
 
     def _take(self) -> str | None:
         """The armed cut, disarmed (once per arm); called under self._lock."""
