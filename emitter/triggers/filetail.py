@@ -251,8 +251,10 @@ class FileTailRunner(RunnerBase):
             if tail.sample_len < SAMPLE // 4 and len(data) >= SAMPLE // 4:
                 # Keys were chosen on little or no real text: choose again on what we read.
                 self._build_matcher(tail, data[:SAMPLE])
-            elif tail.matcher is not None and tail.matcher.acceleration_came():
-                self._build_matcher(tail, tail.sample)  # with the Hyperscan database now
+            elif data and tail.matcher is not None and tail.matcher.acceleration_came():
+                # With the Hyperscan database now. Asked only once lines come: the compile
+                # starts then, so a file that stays quiet never pays for it, nor the start.
+                self._build_matcher(tail, tail.sample)
             cut = data.rfind(b"\n") + 1
             if cut > 0:
                 fired += self._handle(tail, data[:cut], cut)

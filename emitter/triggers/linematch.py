@@ -111,7 +111,8 @@ class LineMatcher:
 
     def acceleration_came(self) -> bool:
         """While `accelerating`: True once the background compile is over (build again);
-        the first call starts it (so a daemon's start does not share the GIL with it)."""
+        the first call starts it (the file trigger asks once lines come, so a daemon's
+        start does not share the GIL with it)."""
         return self.accelerating and not hsmatch.compile_soon(self._patterns)
 
     @property
