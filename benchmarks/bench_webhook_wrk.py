@@ -13,6 +13,9 @@ wrk (Debian's package `wrk`) keeps `--connections` keep-alive connections POSTin
 JSON body. After the load, the bench checks that the daemon counted as accepted at least
 every 2xx wrk saw and waits until the intake has every one of them (nothing accepted lost),
 and prints how long that drain took (backlog at the end of the load / delivery rate).
+Each row also prints the CPU its server process used during the load (user + system, from
+/proc/PID/stat): microseconds per answered request and cores. That is the budget behind
+docs/performance.md's reasoning about target 5.
 """
 
 from __future__ import annotations
@@ -68,27 +71,43 @@ def wrk(port: int, connections: int, seconds: float, script: Path) -> tuple[floa
     return rate, float(p99.group(1)) * scale, total - (int(bad.group(1)) if bad else 0)
 
 
-def trivial_row(args: argparse.Namespace, script: Path) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loaded(pid: int, port: int, args: argparse.Namespace,
+           script: Path) -> tuple[float, float, int, float, float]:
+    """One wrk run against `port`: (req/s, p99 ms, 2xx answers, CPU us per 2xx answer, cores
+    used by process `pid` meanwhile)."""
+    cpu, started = cpu_seconds(pid), time.monotonic()
+    rate, p99, answered = wrk(port, args.connections, args.seconds, script)
+    used, wall = cpu_seconds(pid) - cpu, time.monotonic() - started
+    return rate, p99, answered, used / max(answered, 1) * 1e6, used / wall
+
+
+def trivial_row(args: argparse.Namespace, script: Path) -> tuple[float, float, float, float]:
     port = bench_daemon.free_port()
     proc = subprocess.Popen([sys.executable, "-c", TRIVIAL.format(root=str(ROOT), port=port)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and "listening" in proc.stdout.readline()
-        rate, p99, _ = wrk(port, args.connections, args.seconds, script)
+        rate, p99, _, cpu_us, cores = loaded(proc.pid, port, args, script)
     finally:
         proc.kill()
         proc.wait()
-    return rate, p99
+    return rate, p99, cpu_us, cores
 
 
-def daemon_row(args: argparse.Namespace, script: Path,
-               intake: bench_daemon.Intake) -> tuple[float, float, int, float]:
+def daemon_row(args: argparse.Namespace, script: Path, intake: bench_daemon.Intake
+               ) -> tuple[float, float, int, float, float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         d = bench_daemon.Daemon(Path(tmp), "webhook", args.level, intake)
         try:
             bench_daemon.warm_up(d, "webhook", intake)
             before = _queued(d)  # the warm-up's events: the intake's count was reset after them
-            rate, p99, answered = wrk(d.port, args.connections, args.seconds, script)
+            rate, p99, answered, cpu_us, cores = loaded(d.proc.pid, d.port, args, script)
             backlog = d.backlog()
             accepted = _queued(d) - before
             if accepted < answered:
@@ -98,7 +117,7 @@ def daemon_row(args: argparse.Namespace, script: Path,
             drain = time.monotonic() - started
         finally:
             d.stop()
-    return rate, p99, backlog, drain
+    return rate, p99, backlog, drain, cpu_us, cores
 
 
 def _queued(d: bench_daemon.Daemon) -> int:
@@ -128,21 +147,24 @@ def main() -> None:
             print(f"{os.cpu_count()} cores, {args.connections} connections, "
                   f"{args.seconds:g} s per row")
             for k in range(args.runs):
-                t_rate, t_p99 = trivial_row(args, script)
-                e_rate, e_p99, backlog, drain = daemon_row(args, script, intake)
+                t_rate, t_p99, t_us, t_cores = trivial_row(args, script)
+                e_rate, e_p99, backlog, drain, e_us, e_cores = daemon_row(args, script, intake)
                 rows.append({"trivial": t_rate, "emitter": e_rate, "ratio": e_rate / t_rate,
                              "t_p99": t_p99, "e_p99": e_p99, "backlog": backlog,
-                             "drain": drain})
-                print(f"run {k + 1}: trivial {t_rate:,.0f} req/s (p99 {t_p99:.1f} ms), "
-                      f"emitter run {e_rate:,.0f} req/s (p99 {e_p99:.1f} ms), ratio "
-                      f"{e_rate / t_rate:.2f}; backlog at the end {backlog:,}, delivered "
-                      f"{drain:.1f} s later", flush=True)
+                             "drain": drain, "t_cpu": t_us, "e_cpu": e_us,
+                             "t_cores": t_cores, "e_cores": e_cores})
+                print(f"run {k + 1}: trivial {t_rate:,.0f} req/s (p99 {t_p99:.1f} ms, "
+                      f"{t_us:.0f} us CPU/request, {t_cores:.2f} cores), emitter run "
+                      f"{e_rate:,.0f} req/s (p99 {e_p99:.1f} ms, {e_us:.0f} us CPU/request, "
+                      f"{e_cores:.2f} cores), ratio {e_rate / t_rate:.2f}; backlog at the end "
+                      f"{backlog:,}, delivered {drain:.1f} s later", flush=True)
         finally:
             intake.close()
     print(f"\nmedian of {len(rows)} runs:")
     for name, unit in (("trivial", "req/s"), ("emitter", "req/s"), ("ratio", "(>= 0.8)"),
                        ("t_p99", "ms"), ("e_p99", "ms"), ("backlog", "events"),
-                       ("drain", "s")):
+                       ("drain", "s"), ("t_cpu", "us CPU/request"), ("e_cpu", "us CPU/request"),
+                       ("t_cores", "cores"), ("e_cores", "cores")):
         values = [r[name] for r in rows]
         print(f"  {name:8} median {statistics.median(values):10,.2f} {unit}  spread "
               f"{min(values):,.2f}-{max(values):,.2f}")
