@@ -31,6 +31,7 @@ from emitter.delivery.outboxrows import (
     Row,
     Settlement,
     delete_events,
+    full_error,
     insert_events,
     migrate,
     row_of,
@@ -139,7 +140,8 @@ class Outbox(OutboxSignals):
             extra = sum(len(body) for _, body in item.rows)
             if events + len(item.rows) > self.max_events or size + extra > self.max_bytes:
                 tally["refused"] += len(item.rows)
-                results.append(self._full(events, size, len(item.rows)))
+                results.append(full_error(self.path, events, size, self.max_events,
+                                          self.max_bytes, len(item.rows)))
                 continue
             events, size = events + len(item.rows), size + extra
             state, due = ("pending", now) if item.lease is None else ("inflight", now + item.lease)
@@ -156,14 +158,6 @@ class Outbox(OutboxSignals):
                 result.extend(ids[at:at + n])
                 at += n
         return results
-
-    def _full(self, events: int, size: int, n: int) -> OutboxFullError:
-        return OutboxFullError(
-            f"outbox {self.path} is full ({events:,} events, {size:,} bytes; limits "
-            f"{self.max_events:,} events, {self.max_bytes:,} bytes): refused {n} new "
-            "event(s); nothing already accepted was dropped. Let the sender catch up, or "
-            "free room with `emitter outbox purge --dead`."
-        )
 
     # ---- the sender's side --------------------------------------------------------------
 

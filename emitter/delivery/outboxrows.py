@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from emitter.errors import OutboxFullError
+
 COUNTERS = ("accepted", "delivered", "retried", "dead", "refused")
 
 State = Literal["pending", "inflight", "dead"]
@@ -211,6 +213,15 @@ class Enqueue:
     rows: list[tuple[str, bytes]]
     ttl: float
     lease: float | None
+
+
+def full_error(where: object, events: int, size: int, max_events: int, max_bytes: int,
+               n: int) -> OutboxFullError:
+    """The refusal of `n` new events by an outbox at its bound (both backends say this)."""
+    return OutboxFullError(
+        f"outbox {where} is full ({events:,} events, {size:,} bytes; limits {max_events:,} "
+        f"events, {max_bytes:,} bytes): refused {n} new event(s); nothing already accepted was "
+        "dropped. Let the sender catch up, or free room with `emitter outbox purge --dead`.")
 
 
 class OutboxSignals:

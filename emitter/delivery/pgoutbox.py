@@ -20,9 +20,9 @@ from emitter.delivery.outboxrows import (
     OutboxStatus,
     Row,
     Settlement,
+    full_error,
     row_of,
 )
-from emitter.errors import OutboxFullError
 from emitter.state.postgres.db import Database
 
 log = logging.getLogger(__name__)
@@ -122,11 +122,7 @@ class PgOutbox(OutboxSignals):
             return
         with self.db.tx(own=True) as other:  # the refusal counts even when the batch rolls back
             other.execute(_COUNT, ("refused", len(rows)))
-        raise OutboxFullError(
-            f"outbox {self.path} is full ({events:,} events, {size:,} bytes; limits "
-            f"{self.max_events:,} events, {self.max_bytes:,} bytes): refused {len(rows)} new "
-            "event(s); nothing already accepted was dropped. Let the senders catch up, or "
-            "free room with `emitter outbox purge --dead`.")
+        raise full_error(self.path, events, size, self.max_events, self.max_bytes, len(rows))
 
     @staticmethod
     def _totals(cur: Any) -> tuple[int, int]:
