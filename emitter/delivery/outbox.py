@@ -135,7 +135,7 @@ class Outbox(OutboxSignals):
         now = time.time()
         results: list[list[int] | OutboxFullError] = []
         values: list[Any] = []
-        counts: list[int] = []
+        accepted: list[tuple[list[int], int]] = []  # each accepted caller's ids, to be filled
         for item in batch:
             extra = sum(len(body) for _, body in item.rows)
             if events + len(item.rows) > self.max_events or size + extra > self.max_bytes:
@@ -147,16 +147,15 @@ class Outbox(OutboxSignals):
             state, due = ("pending", now) if item.lease is None else ("inflight", now + item.lease)
             for rule_id, body in item.rows:
                 values.extend((rule_id, body, now, due, now + item.ttl, state))
-            counts.append(len(item.rows))
-            results.append([])
+            mine: list[int] = []
+            results.append(mine)
+            accepted.append((mine, len(item.rows)))
         ids = insert_events(conn, values)
         tally["accepted"] += len(ids)
         at = 0
-        for result in results:
-            if isinstance(result, list):
-                n = counts.pop(0)
-                result.extend(ids[at:at + n])
-                at += n
+        for mine, n in accepted:
+            mine.extend(ids[at:at + n])
+            at += n
         return results
 
     # ---- the sender's side --------------------------------------------------------------
