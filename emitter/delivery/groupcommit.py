@@ -215,12 +215,12 @@ def _apply_merged(group: list[_Op], conn: sqlite3.Connection,
     assert merge is not None
     try:
         results = merge(conn, tally, [op.payload for op in group])
+        if len(results) != len(group):
+            raise RuntimeError(f"{merge!r} returned {len(results)} results for {len(group)}")
     except sqlite3.Error:
         raise
     except Exception as exc:  # noqa: BLE001 - a fault in the merged call fails its ops only
         results = [exc] * len(group)
-    if len(results) != len(group):
-        raise AssertionError(f"{merge!r} returned {len(results)} results for {len(group)}")
     for op, result in zip(group, results, strict=True):
         if isinstance(result, Exception):
             op.error = result
