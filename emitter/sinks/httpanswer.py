@@ -14,13 +14,15 @@ import re
 import socket
 from collections.abc import Iterator
 
+from emitter.httpmsg import TOKEN
+
 MAX_HEAD = 64 * 1024  # bytes of a status line and headers (Datadog's are under 1 KiB)
 MAX_HEADERS = 100
 MAX_CHUNK_LINE = 4096  # a chunk-size line with its extensions
 MAX_INTERIM = 16  # 1xx answers before the final one
 RECV = 65536
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
-_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_NAME = re.compile(TOKEN)
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _BLANK = b" \t"
@@ -188,8 +190,8 @@ class Answer:
             raise Malformed("a chunk is longer than its size")
 
 
-_FIELDS = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*\r\n)*")
-_FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):([^\r\n]*)\r\n")
+_FIELDS = re.compile(rb"(?:" + TOKEN + rb":[^\r\n]*\r\n)*")
+_FIELD = re.compile(rb"(" + TOKEN + rb"):([^\r\n]*)\r\n")
 
 
 def _head(data: bytes) -> tuple[bytes, int, list[tuple[str, str]]]:
