@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS kv (
 ) WITHOUT ROWID
 """
 
+_PUT = "INSERT OR REPLACE INTO kv (namespace, key, value) VALUES (?, ?, ?)"
+
 
 class StateStore:
     shared = False  # one process's: claims through it hold on this node only
@@ -78,15 +80,12 @@ class StateStore:
             return  # nothing to write: no transaction (a webhook request without dedup ids)
         if len(rows) == 1 and not gone:  # one statement is its own transaction: one step, not
             with self._lock:             # three (each lets other threads take the GIL)
-                self._db.execute(
-                    "INSERT OR REPLACE INTO kv (namespace, key, value) VALUES (?, ?, ?)", rows[0])
+                self._db.execute(_PUT, rows[0])
             return
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO kv (namespace, key, value) VALUES (?, ?, ?)", rows
-                )
+                self._db.executemany(_PUT, rows)
                 self._db.executemany("DELETE FROM kv WHERE namespace = ? AND key = ?", gone)
                 self._db.execute("COMMIT")
             except BaseException:
