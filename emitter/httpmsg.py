@@ -20,9 +20,7 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 MAX_JSON_DEPTH = 64  # webhook payloads nest a handful of levels; deeper is hostile
-# A field name (an RFC 9110 token), for requests here and answers in emitter.sinks.httpanswer.
-TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_TOKEN = re.compile(TOKEN)
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts '²'
 _VERSION = re.compile(rb"HTTP/1\.[01]")
 _NOT_VISIBLE = re.compile(rb"[^\x21-\x7e]")  # a request target is visible ASCII only
