@@ -24,10 +24,14 @@ def _serve(data: bytes, cuts: list[int]) -> socket.socket:
 
     def send() -> None:
         last = 0
-        for cut in [*sorted(c % (len(data) + 1) for c in cuts), len(data)]:
-            theirs.sendall(data[last:cut] if cut > last else b"")
-            last = max(last, cut)
-        theirs.close()
+        try:
+            for cut in [*sorted(c % (len(data) + 1) for c in cuts), len(data)]:
+                theirs.sendall(data[last:cut] if cut > last else b"")
+                last = max(last, cut)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the reader had its answer (or refused it) and closed before the last bytes
+        finally:
+            theirs.close()
 
     threading.Thread(target=send, daemon=True).start()
     ours.settimeout(5)
